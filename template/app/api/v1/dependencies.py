@@ -1,0 +1,65 @@
+"""The bouncers: database session, current user and pagination, as `Annotated`
+aliases that routes declare as parameter types."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import settings
+from app.core.exceptions import UnauthorizedError
+from app.core.security import decode_access_token
+from app.db.session import get_db
+from app.modules.auth.models import User
+from app.modules.auth.service import AuthService
+
+SessionDep = Annotated[AsyncSession, Depends(get_db)]
+
+# auto_error=False: a missing token goes through UnauthorizedError like a bad one,
+# so every 401 has the same body and the WWW-Authenticate header.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl=f"{settings.API_V1_PREFIX}/auth/login", auto_error=False
+)
+
+
+async def get_current_user(
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """Resolve the bearer token to an existing, active user, or answer 401."""
+    if not token:
+        raise UnauthorizedError
+    claims = decode_access_token(token)
+    if claims is None:
+        raise UnauthorizedError("Invalid or expired token")
+    user = await AuthService(session).get_active_user(str(claims["sub"]))
+    if user is None:
+        raise UnauthorizedError("Invalid or expired token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+MAX_PAGE_SIZE = 100
+
+
+class Pagination(BaseModel):
+    limit: int
+    offset: int
+
+
+def get_pagination(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Pagination:
+    """Bounded paging: at most 100 items a page, never a negative offset."""
+    return Pagination(limit=limit, offset=offset)
+
+
+PaginationDep = Annotated[Pagination, Depends(get_pagination)]
+
+# Ids are 32-bit on PostgreSQL: a larger value is a bad request, not a driver error.
+MAX_ID = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -1,0 +1,40 @@
+"""Auth routes: register, log in, who am I."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.api.v1.dependencies import CurrentUser, SessionDep
+from app.api.v1.responses import UNAUTHORIZED, error_responses
+from app.modules.auth.schemas import Token, UserCreate, UserRead
+from app.modules.auth.service import AuthService
+
+router = APIRouter(prefix="/auth", tags=["Auth"])
+
+
+@router.post(
+    "/register",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(status.HTTP_409_CONFLICT),
+)
+async def register(data: UserCreate, session: SessionDep) -> UserRead:
+    """Create an account."""
+    user = await AuthService(session).register(data)
+    return UserRead.model_validate(user)
+
+
+@router.post("/login", response_model=Token, responses=UNAUTHORIZED)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep
+) -> Token:
+    """Exchange email (as `username`) and password for a bearer token."""
+    token = await AuthService(session).login(form.username, form.password)
+    return Token(access_token=token)
+
+
+@router.get("/me", response_model=UserRead, responses=UNAUTHORIZED)
+async def read_me(current_user: CurrentUser) -> UserRead:
+    """The authenticated user."""
+    return UserRead.model_validate(current_user)

@@ -1,0 +1,28 @@
+"""Documented error responses, so the OpenAPI schema tells the whole truth."""
+
+from typing import Any
+
+from fastapi import status
+from pydantic import BaseModel
+
+_DESCRIPTIONS = {
+    status.HTTP_401_UNAUTHORIZED: "Missing, invalid or expired credentials",
+    status.HTTP_404_NOT_FOUND: "Not found, or not yours",
+    status.HTTP_409_CONFLICT: "Conflicts with existing data",
+    status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests",
+}
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]}
+        for code in codes
+    }
+
+
+UNAUTHORIZED = error_responses(status.HTTP_401_UNAUTHORIZED)
+OWNED_OBJECT = error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)

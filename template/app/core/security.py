@@ -1,0 +1,45 @@
+"""Password hashing (argon2 via pwdlib) and JWT access tokens (PyJWT)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from pwdlib import PasswordHash
+
+from app.core.config import settings
+
+password_hash = PasswordHash.recommended()
+
+# Verified against when the email is unknown, so that login takes as long either way.
+DUMMY_HASH = password_hash.hash("dummy-password-for-timing-equalisation")
+
+
+def hash_password(password: str) -> str:
+    return password_hash.hash(password)
+
+
+def verify_password(password: str, hashed: str) -> bool:
+    return password_hash.verify(password, hashed)
+
+
+def create_access_token(subject: str, expires_delta: timedelta | None = None) -> str:
+    expires = datetime.now(UTC) + (
+        expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    )
+    payload = {"sub": subject, "exp": expires, "iat": datetime.now(UTC)}
+    return jwt.encode(payload, settings.SECRET_KEY, algorithm=settings.ALGORITHM)
+
+
+def decode_access_token(token: str) -> dict[str, Any] | None:
+    """Return the claims of a valid token, or None for anything else."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.SECRET_KEY,
+            # Pinned: the token's "alg" header is never trusted (no "none", no swap).
+            algorithms=[settings.ALGORITHM],
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims

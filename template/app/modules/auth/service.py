@@ -1,0 +1,70 @@
+"""Registration, authentication and user look-ups."""
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from app.core.exceptions import ConflictError, UnauthorizedError
+from app.core.security import (
+    DUMMY_HASH,
+    create_access_token,
+    hash_password,
+    verify_password,
+)
+from app.modules.auth.models import User
+from app.modules.auth.schemas import UserCreate
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class AuthService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_email(self, email: str) -> User | None:
+        query = select(User).where(User.email == normalize_email(email))
+        return await self.session.scalar(query)
+
+    async def get_active_user(self, user_id: str) -> User | None:
+        """The user a token's subject names, if it still exists and is active."""
+        if not user_id.isdigit() or len(user_id) > 18:
+            return None
+        user = await self.session.get(User, int(user_id))
+        if user is None or not user.is_active:
+            return None
+        return user
+
+    async def register(self, data: UserCreate) -> User:
+        email = normalize_email(data.email)
+        existing = await self.session.scalar(
+            select(func.count()).select_from(User).where(User.email == email)
+        )
+        if existing:
+            raise ConflictError("A user with this email already exists")
+        # Argon2 is deliberately slow: keep it off the event loop.
+        hashed = await run_in_threadpool(hash_password, data.password)
+        user = User(email=email, hashed_password=hashed, full_name=data.full_name)
+        self.session.add(user)
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:
+            # Lost a race with a concurrent registration of the same address.
+            await self.session.rollback()
+            raise ConflictError("A user with this email already exists") from exc
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User:
+        """Check credentials; an unknown email and a wrong password look alike."""
+        user = await self.get_by_email(email)
+        hashed = user.hashed_password if user is not None else DUMMY_HASH
+        valid = await run_in_threadpool(verify_password, password, hashed)
+        if user is None or not valid or not user.is_active:
+            raise UnauthorizedError("Incorrect email or password")
+        return user
+
+    async def login(self, email: str, password: str) -> str:
+        user = await self.authenticate(email, password)
+        return create_access_token(str(user.id))

@@ -1,0 +1,60 @@
+"""Alembic environment: async engine, models registered through app.db.base."""
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from app.core.config import settings
+from app.db.base import Base
+from app.db.session import build_engine
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name)
+
+target_metadata = Base.metadata
+
+
+def database_url() -> str:
+    # `alembic -x url=...` wins, so tests and ops can aim at another database.
+    return context.get_x_argument(as_dictionary=True).get("url", settings.DATABASE_URL)
+
+
+def _configure(connection: Connection | None = None) -> None:
+    options = {
+        "target_metadata": target_metadata,
+        "compare_type": True,
+        # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
+        "render_as_batch": database_url().startswith("sqlite"),
+    }
+    if connection is None:
+        context.configure(url=database_url(), literal_binds=True, **options)
+    else:
+        context.configure(connection=connection, **options)
+
+
+def run_migrations_offline() -> None:
+    _configure()
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = build_engine(database_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_sync)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

@@ -1,0 +1,114 @@
+"""Shared fixtures: one schema per run, one rolled-back transaction per test.
+
+Tests run on SQLite in memory by default; set TEST_DATABASE_URL to run the same
+suite against PostgreSQL or MySQL/MariaDB (the database must exist and be empty).
+"""
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite+aiosqlite://")
+# Set before the app is imported: settings are read once, at import.
+os.environ["ENVIRONMENT"] = "test"
+os.environ["DATABASE_URL"] = TEST_DATABASE_URL
+os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+
+import pytest  # noqa: E402
+from httpx import ASGITransport, AsyncClient  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
+from sqlalchemy.pool import StaticPool  # noqa: E402
+
+from app.core.security import create_access_token, hash_password  # noqa: E402
+from app.db.base import Base  # noqa: E402
+from app.db.session import build_engine, get_db  # noqa: E402
+from app.main import app  # noqa: E402
+from app.modules.auth.models import User  # noqa: E402
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    # An in-memory SQLite database lives as long as its one connection.
+    if url.startswith("sqlite") and url.rstrip("/").endswith("sqlite+aiosqlite:"):
+        return {"poolclass": StaticPool}
+    return {}
+
+
+@pytest.fixture(scope="session")
+async def engine() -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(TEST_DATABASE_URL, **_engine_options(TEST_DATABASE_URL))
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    yield engine
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose commits become savepoints inside a transaction rolled back
+    after the test, so no test sees another's rows."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def client(session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    async def _test_db() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    app.dependency_overrides[get_db] = _test_db
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+    app.dependency_overrides.pop(get_db, None)
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    # Argon2 is slow by design: hash the shared test password once per run.
+    return hash_password(TEST_PASSWORD)
+
+
+async def _make_user(session: AsyncSession, email: str, hashed: str) -> User:
+    user = User(email=email, hashed_password=hashed, full_name="Test User")
+    session.add(user)
+    await session.commit()
+    return user
+
+
+@pytest.fixture
+async def user(session: AsyncSession, password_hash: str) -> User:
+    return await _make_user(session, "alice@example.com", password_hash)
+
+
+@pytest.fixture
+async def other_user(session: AsyncSession, password_hash: str) -> User:
+    return await _make_user(session, "bob@example.com", password_hash)
+
+
+def bearer(user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_access_token(str(user.id))}"}
+
+
+@pytest.fixture
+def auth_headers(user: User) -> dict[str, str]:
+    return bearer(user)
+
+
+@pytest.fixture
+def other_auth_headers(other_user: User) -> dict[str, str]:
+    return bearer(other_user)

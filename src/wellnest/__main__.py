@@ -1,0 +1,3 @@
+from wellnest.cli import main
+
+main()

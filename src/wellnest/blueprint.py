@@ -1,0 +1,190 @@
+"""The template in `template/`, rendered without copier for one module at a time.
+
+`wellnest add-module` must produce exactly what `copier copy` produces, so this
+module evaluates copier.yml's own expressions (computed answers, validators) and
+renders the same files with the same Jinja settings copier uses: a sandboxed
+environment, the ansible core filters, kept trailing newlines and the `.jinja`
+suffix. Importing copier itself would cost more than the whole command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from jinja2 import FileSystemLoader, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from wellnest.errors import WellnestError
+
+SUFFIX = ".jinja"
+YIELD_RE = re.compile(
+    r"\{%-?\s*yield\s+(?P<var>\w+)\s+from\s+(?P<expr>.+?)\s*-?%\}"
+    r"(?P<body>.*?)\{%-?\s*endyield\s*-?%\}",
+    re.DOTALL,
+)
+
+try:  # libyaml when present: several times faster to load copier.yml
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - pure-Python PyYAML
+    _Loader = yaml.SafeLoader
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+
+
+def locate_root() -> Path:
+    """The folder holding copier.yml and template/: bundled in the wheel, or the checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_blueprint", package.parent.parent):
+        if (candidate / "copier.yml").is_file() and (candidate / "template").is_dir():
+            return candidate
+    raise WellnestError("wellnest's template is missing from this installation")
+
+
+@dataclass
+class Blueprint:
+    root: Path
+    config: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = load_yaml((self.root / "copier.yml").read_text(encoding="utf-8"))
+
+    @classmethod
+    def locate(cls) -> Blueprint:
+        return cls(locate_root())
+
+    @property
+    def template_dir(self) -> Path:
+        return self.root / self.config.get("_subdirectory", "")
+
+    @property
+    def answers_relpath(self) -> str:
+        return str(self.config.get("_answers_file", ".copier-answers.yml"))
+
+    @cached_property
+    def env(self) -> SandboxedEnvironment:
+        # The settings copier builds its environment with (copier/_main.py: jinja_env).
+        envops = {"keep_trailing_newline": True, **self.config.get("_envops", {})}
+        return SandboxedEnvironment(
+            loader=FileSystemLoader(self.template_dir),
+            extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+            **envops,
+        )
+
+    @property
+    def questions(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: spec
+            for name, spec in self.config.items()
+            if not name.startswith("_") and isinstance(spec, dict)
+        }
+
+    def render_string(self, source: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.from_string(source).render(**context)
+        except TemplateError as exc:
+            raise WellnestError(f"the template failed to render: {exc}") from exc
+
+    def _default(self, spec: dict[str, Any], context: Mapping[str, Any]) -> Any:
+        default = spec.get("default")
+        if not isinstance(default, str):
+            return default
+        rendered = self.render_string(default, context)
+        return load_yaml(rendered) if spec.get("type") == "yaml" else rendered
+
+    def context(self, answers: Mapping[str, Any]) -> dict[str, Any]:
+        """Answers plus every computed value, as copier's render context has them."""
+        context = {k: v for k, v in answers.items() if not k.startswith("_")}
+        for name, spec in self.questions.items():
+            computed = spec.get("when") is False
+            if computed or name not in context:
+                context[name] = self._default(spec, context)
+        return context
+
+    def validate(self, question: str, context: Mapping[str, Any]) -> str | None:
+        """copier.yml's own validator for one answer: its message, or None."""
+        validator = self.questions[question].get("validator")
+        if not validator:
+            return None
+        message = self.render_string(validator, context).strip()
+        return message or None
+
+    def render_file(self, relpath: str, context: Mapping[str, Any]) -> str:
+        """Render one template file (path relative to template/, with its suffix)."""
+        try:
+            template = self.env.get_template(relpath)
+            return template.render(**context)
+        except TemplateError as exc:
+            raise WellnestError(f"the template {relpath} failed to render: {exc}") from exc
+
+    def render_answers(self, answers: Mapping[str, Any]) -> str:
+        source = "{{_copier_conf.answers_file}}" + SUFFIX
+        return self.render_file(source, {"_copier_answers": dict(answers)})
+
+    @cached_property
+    def _yield_paths(self) -> list[PurePosixPath]:
+        found = []
+        for folder, _dirs, files in os.walk(self.template_dir):
+            for name in files:
+                relpath = PurePosixPath(
+                    Path(folder, name).relative_to(self.template_dir).as_posix()
+                )
+                if "{% yield" in str(relpath) or "{%- yield" in str(relpath):
+                    found.append(relpath)
+        return sorted(found)
+
+    def module_files(
+        self,
+        context: Mapping[str, Any],
+        module: str,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> dict[str, bytes]:
+        """Every file the template yields for `module`: rendered path -> content."""
+        files: dict[str, bytes] = {}
+        for source in self._yield_paths:
+            for target, scope in self._render_parts(source.parts, context, module, overrides):
+                if source.name.endswith(SUFFIX):
+                    content = self.render_file(str(source), scope).encode()
+                    target = target.removesuffix(SUFFIX)
+                else:
+                    content = (self.template_dir / source).read_bytes()
+                files[target] = content
+        return files
+
+    def _render_parts(
+        self,
+        parts: tuple[str, ...],
+        context: Mapping[str, Any],
+        module: str,
+        overrides: Mapping[str, Any] | None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        scope = dict(context)
+        rendered: list[str] = []
+        for part in parts:
+            match = YIELD_RE.search(part)
+            if match is None:
+                rendered.append(self.render_string(part, scope))
+                continue
+            items = self.env.compile_expression(match["expr"])(**scope)
+            chosen = [item for item in items or () if _name_of(item) == module]
+            if not chosen:
+                return
+            item = {**chosen[0], **(overrides or {})}
+            scope[match["var"]] = item
+            unrolled = part[: match.start()] + match["body"] + part[match.end() :]
+            rendered.append(self.render_string(unrolled, scope))
+        if all(rendered):  # copier skips a path with any part rendered empty
+            yield "/".join(rendered), scope
+
+
+def _name_of(item: Any) -> Any:
+    return item.get("name") if isinstance(item, Mapping) else item
+

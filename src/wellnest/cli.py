@@ -1,0 +1,158 @@
+"""The `wellnest` command line: a thin Typer layer over operations and report.
+
+Heavy imports (copier, rich, jinja) happen inside the commands, so `--help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from wellnest import __version__
+from wellnest.errors import WellnestError
+
+app = typer.Typer(
+    name="wellnest",
+    help="Scaffold FastAPI services with Copier, then add and remove domain modules.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Project folder (default: search upward from the current folder).",
+        file_okay=False,
+    ),
+]
+
+
+def _fail(error: WellnestError) -> NoReturn:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wellnest {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Scaffold FastAPI services with Copier, then add and remove domain modules."""
+
+
+@app.command()
+def new(
+    dest: Annotated[Path, typer.Argument(help="Folder to create the service in.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Project name, e.g. 'Billing API'.")
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="sqlite, postgresql or mysql."),
+    ] = None,
+    module: Annotated[
+        list[str] | None,
+        typer.Option("--module", "-m", help="A domain module; repeat for several."),
+    ] = None,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Accept every default; ask nothing.")
+    ] = False,
+) -> None:
+    """Render a new service from the template (through copier)."""
+    from wellnest import creation, report
+
+    try:
+        answers = creation.create(
+            dest,
+            name=name,
+            database=database,
+            modules=module,
+            defaults=defaults or not sys.stdin.isatty(),
+        )
+    except WellnestError as error:
+        _fail(error)
+    report.created_project(dest, answers)
+
+
+@app.command("add-module")
+def add_module(
+    name: Annotated[str, typer.Argument(help="snake_case plural, e.g. payments.")],
+    project: ProjectOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Add a domain module: model, schemas, service, routes, tests, migration."""
+    from wellnest import operations, report
+    from wellnest.blueprint import Blueprint
+
+    try:
+        found = operations.resolve_project(project)
+        plan = operations.plan_add(Blueprint.locate(), found, name)
+        if not dry_run:
+            plan.apply()
+    except WellnestError as error:
+        _fail(error)
+    report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=True)
+
+
+@app.command("remove-module")
+def remove_module(
+    name: Annotated[str, typer.Argument(help="The module to remove.")],
+    project: ProjectOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove files even if they were edited.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Undo add-module: files, registry lines, answers entry and migration."""
+    from wellnest import operations, report
+    from wellnest.blueprint import Blueprint
+
+    try:
+        found = operations.resolve_project(project)
+        plan = operations.plan_remove(Blueprint.locate(), found, name, force)
+        if not dry_run:
+            plan.apply()
+    except WellnestError as error:
+        _fail(error)
+    report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=False)
+
+
+@app.command("modules")
+def list_modules(project: ProjectOption = None) -> None:
+    """List the project's modules and flag drift between folders and registries."""
+    from wellnest import operations, report
+
+    try:
+        found = operations.resolve_project(project)
+        statuses = operations.module_statuses(found)
+    except WellnestError as error:
+        _fail(error)
+    drift = report.modules(statuses)
+    if drift:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+

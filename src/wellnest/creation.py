@@ -1,0 +1,58 @@
+"""`wellnest new`: copier's Python API, with wellnest's naming and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wellnest.blueprint import Blueprint, load_yaml
+from wellnest.errors import UsageError, WellnestError
+from wellnest.operations import module_entry
+
+
+def create(
+    dest: Path,
+    *,
+    name: str | None,
+    database: str | None,
+    modules: list[str] | None,
+    defaults: bool,
+) -> dict[str, Any]:
+    blueprint = Blueprint.locate()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise WellnestError(f"{dest} already exists and is not empty")
+    data: dict[str, Any] = {}
+    if name is not None:
+        data["project_name"] = name
+    if database is not None:
+        choices = blueprint.questions["database"].get("choices", [])
+        if database not in choices:
+            raise UsageError(f"--database must be one of: {', '.join(choices)}")
+        data["database"] = database
+    if modules is not None:
+        entries = [module_entry(blueprint, {}, module) for module in modules]
+        message = blueprint.validate("modules", {"modules": entries})
+        if message:
+            raise UsageError(message)
+        data["modules"] = entries
+
+    from copier import run_copy
+    from copier.errors import CopierError
+
+    try:
+        run_copy(
+            str(blueprint.root),
+            str(dest),
+            data=data,
+            defaults=defaults,
+            unsafe=False,
+            quiet=True,
+        )
+    except ValueError as exc:  # a validator's message
+        raise UsageError(str(exc).strip().splitlines()[-1]) from exc
+    except (CopierError, OSError) as exc:
+        raise WellnestError(f"copier could not render the template: {exc}") from exc
+    answers: dict[str, Any] = load_yaml(
+        (dest / blueprint.answers_relpath).read_text(encoding="utf-8")
+    )
+    return answers

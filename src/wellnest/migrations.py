@@ -1,0 +1,73 @@
+"""Alembic revisions read from the files, without importing them or Alembic."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+VERSIONS_DIR = "migrations/versions"
+
+
+@dataclass(frozen=True)
+class Revision:
+    revision: str
+    down_revisions: tuple[str, ...]
+    path: Path
+
+
+def read_revisions(root: Path) -> list[Revision]:
+    revisions = []
+    for path in sorted((root / VERSIONS_DIR).glob("*.py")):
+        revision = parse_revision(path)
+        if revision is not None:
+            revisions.append(revision)
+    return revisions
+
+
+def parse_revision(path: Path) -> Revision | None:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    values: dict[str, object] = {}
+    for node in tree.body:
+        target, value = _assignment(node)
+        if target in ("revision", "down_revision") and value is not None:
+            try:
+                values[target] = ast.literal_eval(value)
+            except ValueError:
+                return None
+    revision = values.get("revision")
+    if not isinstance(revision, str):
+        return None
+    down = values.get("down_revision")
+    if isinstance(down, str):
+        downs: tuple[str, ...] = (down,)
+    elif isinstance(down, (tuple, list)):
+        downs = tuple(str(item) for item in down)
+    else:
+        downs = ()
+    return Revision(revision, downs, path)
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id, node.value
+    if (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    ):
+        return node.targets[0].id, node.value
+    return None, None
+
+
+def heads(revisions: list[Revision]) -> list[str]:
+    """Revisions no other revision builds on."""
+    parents = {down for rev in revisions for down in rev.down_revisions}
+    return [rev.revision for rev in revisions if rev.revision not in parents]
+
+
+def dependents(revisions: list[Revision], revision: str) -> list[str]:
+    return [rev.revision for rev in revisions if revision in rev.down_revisions]

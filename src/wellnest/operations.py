@@ -1,0 +1,206 @@
+"""add-module, remove-module and the module listing, as plans over a project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wellnest import migrations, naming, registry
+from wellnest.blueprint import SUFFIX, Blueprint
+from wellnest.changes import Plan, ensure_absent
+from wellnest.errors import UsageError, WellnestError
+from wellnest.project import Project, module_name
+
+
+def module_entry(blueprint: Blueprint, answers: dict[str, Any], name: str) -> Any:
+    """The `modules` entry for a new module: its name, plus its singular when the
+    template's regular rule would get it wrong."""
+    expected = naming.singular(name)
+    context = blueprint.context({**answers, "modules": [name]})
+    if context["module_specs"][0]["singular"] == expected:
+        return name
+    return {"name": name, "singular": expected}
+
+
+def check_name(blueprint: Blueprint, answers: dict[str, Any], name: str) -> None:
+    """copier.yml's validator, plus the checks only a project on disk can make."""
+    existing = [module_name(entry) for entry in answers["modules"]]
+    if name in existing:
+        raise WellnestError(f"module '{name}' already exists in this project")
+    message = blueprint.validate("modules", {**answers, "modules": [*existing, name]})
+    if message:
+        raise UsageError(message)
+
+
+def _registry_plan(
+    blueprint: Blueprint,
+    project: Project,
+    old_context: dict[str, Any],
+    new_context: dict[str, Any],
+    spec: dict[str, Any],
+    adding: bool,
+) -> dict[str, tuple[bytes, bytes]]:
+    changes = {}
+    names = {"name": spec["name"], "class_name": spec["class_name"]}
+    for relpath in registry.REGISTRY_FILES:
+        before = blueprint.render_file(relpath + SUFFIX, old_context)
+        after = blueprint.render_file(relpath + SUFFIX, new_context)
+        lines = registry.added_lines(before, after)
+        if not project.exists(relpath):
+            raise WellnestError(f"{relpath} is missing; this does not look like a wellnest project")
+        current = project.read(relpath)
+        if adding:
+            updated = registry.insert_lines(current, lines, names, relpath)
+        else:
+            updated = registry.remove_lines(current, lines, relpath)
+        if updated != current:
+            changes[relpath] = (current.encode(), updated.encode())
+    return changes
+
+
+def _answers_change(
+    blueprint: Blueprint, project: Project, modules: list[Any]
+) -> tuple[bytes, bytes]:
+    relpath = blueprint.answers_relpath
+    old = (project.root / relpath).read_bytes()
+    new = blueprint.render_answers({**project.answers, "modules": modules}).encode()
+    return old, new
+
+
+def _find_spec(context: dict[str, Any], name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = next(s for s in context["module_specs"] if s["name"] == name)
+    return spec
+
+
+def plan_add(blueprint: Blueprint, project: Project, name: str) -> Plan:
+    answers = project.answers
+    check_name(blueprint, answers, name)
+    if project.exists(f"app/modules/{name}"):
+        raise WellnestError(f"app/modules/{name} already exists but is not a registered module")
+
+    revisions = migrations.read_revisions(project.root)
+    heads = migrations.heads(revisions)
+    if len(heads) != 1:
+        found = ", ".join(heads) or "none"
+        msg = f"expected one Alembic head in {migrations.VERSIONS_DIR}, found {found}"
+        raise WellnestError(msg)
+
+    modules = [*project.modules, module_entry(blueprint, answers, name)]
+    old_context = blueprint.context(answers)
+    new_context = blueprint.context({**answers, "modules": modules})
+    spec = _find_spec(new_context, name)
+    if spec["revision"] in {rev.revision for rev in revisions}:
+        raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
+
+    plan = Plan(project.root)
+    plan.create = blueprint.module_files(
+        new_context, name, overrides={"down_revision": heads[0]}
+    )
+    ensure_absent(plan)
+    plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)
+    plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, modules)
+    return plan
+
+
+def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) -> Plan:
+    answers = project.answers
+    if name not in project.module_names:
+        raise WellnestError(f"module '{name}' is not in this project's modules")
+    remaining = [e for e in project.modules if module_name(e) != name]
+    context = blueprint.context(answers)
+    spec = _find_spec(context, name)
+
+    revisions = migrations.read_revisions(project.root)
+    own = next((rev for rev in revisions if rev.revision == spec["revision"]), None)
+    overrides = {"down_revision": own.down_revisions[0]} if own and own.down_revisions else None
+    if own is not None:
+        blocking = migrations.dependents(revisions, own.revision)
+        if blocking:
+            msg = (
+                f"migration {own.revision} of '{name}' is built on by "
+                f"{', '.join(blocking)}; remove or rebase those first"
+            )
+            raise WellnestError(msg)
+
+    plan = Plan(project.root)
+    expected = blueprint.module_files(context, name, overrides=overrides)
+    modified = []
+    for relpath, content in expected.items():
+        path = project.root / relpath
+        if not path.exists():
+            continue
+        current = path.read_bytes()
+        if current != content:
+            modified.append(relpath)
+        plan.delete[relpath] = current
+    if modified and not force:
+        msg = (
+            f"{len(modified)} file(s) of '{name}' changed since they were rendered "
+            f"({', '.join(modified)}); use --force to remove them anyway"
+        )
+        raise WellnestError(msg)
+
+    new_context = blueprint.context({**answers, "modules": remaining})
+    plan.modify = _registry_plan(blueprint, project, new_context, context, spec, False)
+    plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, remaining)
+    return plan
+
+
+@dataclass
+class ModuleStatus:
+    name: str
+    in_answers: bool
+    has_folder: bool
+    in_base: bool
+    in_router: bool
+
+    @property
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.in_answers:
+            problems.append("not listed in .copier-answers.yml")
+        if not self.has_folder:
+            problems.append("folder app/modules missing")
+        if not self.in_base:
+            problems.append("not registered in app/db/base.py")
+        if not self.in_router:
+            problems.append("not registered in app/api/v1/router.py")
+        return problems
+
+
+def module_statuses(project: Project) -> list[ModuleStatus]:
+    modules_dir = project.root / "app" / "modules"
+    folders = {
+        p.name
+        for p in modules_dir.iterdir()
+        if p.is_dir() and p.name != "auth" and not p.name.startswith(("_", "."))
+    } if modules_dir.is_dir() else set()
+    base = _safe_read(project, "app/db/base.py")
+    router = _safe_read(project, "app/api/v1/router.py")
+    names = list(dict.fromkeys([*project.module_names, *sorted(folders)]))
+    return [
+        ModuleStatus(
+            name=name,
+            in_answers=name in project.module_names,
+            has_folder=name in folders,
+            in_base=f"app.modules.{name}.models" in base,
+            in_router=_registers_router(router, name),
+        )
+        for name in names
+    ]
+
+
+def _registers_router(router: str, name: str) -> bool:
+    return f"include_router({name}.router" in router
+
+
+def _safe_read(project: Project, relpath: str) -> str:
+    try:
+        return project.read(relpath)
+    except OSError:
+        return ""
+
+
+def resolve_project(path: Path | None) -> Project:
+    return Project.find(path or Path.cwd())

@@ -1,0 +1,92 @@
+"""Rich output: what was (or would be) created and changed, and what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.tree import Tree
+
+from wellnest.changes import Plan
+from wellnest.operations import ModuleStatus
+
+console = Console(highlight=False)
+
+
+def _tree(label: str, paths: list[str], style: str) -> Tree:
+    root = Tree(label, guide_style="dim")
+    nodes: dict[tuple[str, ...], Tree] = {}
+    for path in sorted(paths):
+        parts = tuple(path.split("/"))
+        parent = root
+        for depth in range(1, len(parts)):
+            key = parts[:depth]
+            if key not in nodes:
+                nodes[key] = parent.add(f"[bold]{parts[depth - 1]}/[/]")
+            parent = nodes[key]
+        parent.add(f"[{style}]{parts[-1]}[/]")
+    return root
+
+
+def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
+    verb = "Would" if dry_run else ""
+    if plan.create:
+        title = f"{verb} create".strip().capitalize()
+        console.print(_tree(f"{title} ({len(plan.create)} files)", list(plan.create), "green"))
+    if plan.delete:
+        title = f"{verb} delete".strip().capitalize()
+        console.print(_tree(f"{title} ({len(plan.delete)} files)", list(plan.delete), "red"))
+    if plan.modify:
+        title = f"{verb} change".strip().capitalize()
+        console.print(_tree(title, list(plan.modify), "yellow"))
+    if dry_run:
+        for relpath in plan.modify:
+            console.print(Syntax(plan.diff(relpath), "diff", theme="ansi_dark"))
+        console.print(f"[bold]Dry run:[/] nothing was written for {label}.")
+        return
+    if adding:
+        console.print(f"[bold green]Added {label}.[/] Next steps:")
+        console.print("  uv run alembic upgrade head")
+        console.print("  uv run pytest")
+    else:
+        console.print(f"[bold green]Removed {label}.[/]")
+        console.print(
+            "  A database that already applied its migration still has the table: "
+            "run `uv run alembic downgrade <revision>` before, or drop it by hand."
+        )
+
+
+def created_project(dest: Path, answers: dict[str, Any]) -> None:
+    modules = ", ".join(str(m if isinstance(m, str) else m.get("name")) for m in answers.get("modules", []))
+    console.print(
+        f"[bold green]Created {answers.get('project_name', dest.name)}[/] in {dest} "
+        f"(database: {answers.get('database')}; modules: auth{', ' + modules if modules else ''})."
+    )
+    console.print("Next steps:")
+    console.print(f"  cd {dest}")
+    console.print("  uv sync")
+    console.print("  uv run alembic upgrade head")
+    console.print("  uv run pytest")
+    console.print("  uv run uvicorn app.main:app --reload")
+
+
+def modules(statuses: list[ModuleStatus]) -> bool:
+    table = Table("module", "folder", "base.py", "router.py", "answers", "status")
+    drift = False
+    for status in statuses:
+        problems = status.problems
+        drift = drift or bool(problems)
+        table.add_row(
+            status.name,
+            *("yes" if flag else "[red]no[/]" for flag in (
+                status.has_folder, status.in_base, status.in_router, status.in_answers
+            )),
+            "[green]ok[/]" if not problems else "[red]" + "; ".join(problems) + "[/]",
+        )
+    console.print(table)
+    if drift:
+        console.print("[bold red]Drift:[/] the modules above flagged in red need attention.")
+    return drift

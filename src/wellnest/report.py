@@ -75,18 +75,18 @@ def created_project(dest: Path, answers: dict[str, Any]) -> None:
 
 def modules(statuses: list[ModuleStatus]) -> bool:
     table = Table("module", "folder", "base.py", "router.py", "answers", "status")
-    drift = False
+    drifted = [status for status in statuses if status.problems]
     for status in statuses:
-        problems = status.problems
-        drift = drift or bool(problems)
+        flags = (status.has_folder, status.in_base, status.in_router, status.in_answers)
         table.add_row(
             status.name,
-            *("yes" if flag else "[red]no[/]" for flag in (
-                status.has_folder, status.in_base, status.in_router, status.in_answers
-            )),
-            "[green]ok[/]" if not problems else "[red]" + "; ".join(problems) + "[/]",
+            *("yes" if flag else "[red]no[/]" for flag in flags),
+            "[red]drift[/]" if status.problems else "[green]ok[/]",
         )
     console.print(table)
-    if drift:
-        console.print("[bold red]Drift:[/] the modules above flagged in red need attention.")
-    return drift
+    if drifted:
+        console.print("[bold red]Drift:[/]")
+        for status in drifted:
+            for problem in status.problems:
+                console.print(f"  {status.name}: {problem}", soft_wrap=True)
+    return bool(drifted)

@@ -1,0 +1,154 @@
+"""Fixtures for wellnest's own tests: a git-versioned copy of the template, renders,
+tree snapshots and virtual environments for generated projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "s" * 64  # a fixed secret makes two renders comparable byte for byte
+
+Render = Callable[..., Path]
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "wellnest tests",
+        "GIT_AUTHOR_EMAIL": "tests@wellnest.dev",
+        "GIT_COMMITTER_NAME": "wellnest tests",
+        "GIT_COMMITTER_EMAIL": "tests@wellnest.dev",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def make_template_repo(dest: Path) -> Path:
+    """The template as committed by a user: copier.yml and template/, tagged v0.1.0."""
+    dest.mkdir(parents=True)
+    shutil.copy2(REPO / "copier.yml", dest / "copier.yml")
+    shutil.copytree(
+        REPO / "template", dest / "template", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "template")
+    git(dest, "tag", "v0.1.0")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_template_repo(tmp_path_factory.mktemp("tpl") / "wellnest-template")
+
+
+def copy_project(src: Path, dest: Path, **answers: Any) -> Path:
+    from copier import run_copy
+
+    run_copy(
+        str(src),
+        str(dest),
+        data={"secret_key": SECRET, **answers},
+        defaults=True,
+        unsafe=False,
+        quiet=True,
+    )
+    return dest
+
+
+@pytest.fixture
+def render(template_repo: Path, tmp_path: Path) -> Render:
+    counter = iter(range(1000))
+
+    def _render(**answers: Any) -> Path:
+        return copy_project(template_repo, tmp_path / f"project{next(counter)}", **answers)
+
+    return _render
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (but .git) with its bytes."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+        and "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture
+def chdir() -> Iterator[Callable[[Path], None]]:
+    old = Path.cwd()
+
+    def _chdir(path: Path) -> None:
+        os.chdir(path)
+
+    yield _chdir
+    os.chdir(old)
+
+
+# ---- virtual environments for generated projects -------------------------------
+
+UV = [sys.executable, "-m", "uv"]
+PROJECT_TOOLS = ["asyncpg>=0.30", "aiomysql>=0.2"]
+
+
+def uv_env() -> dict[str, str]:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def make_project_venv(venv: Path, project: Path) -> Path:
+    """One environment with the generated project's dependencies and dev group,
+    plus every database driver, so renders with any `database` can share it."""
+    subprocess.run(
+        [*UV, "venv", "-q", "--python", sys.executable, str(venv)],
+        check=True,
+        env=uv_env(),
+    )
+    subprocess.run(
+        [
+            *UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+            "-r", str(project / "pyproject.toml"),
+            "--group", f"{project / 'pyproject.toml'}:dev",
+            *PROJECT_TOOLS,
+        ],
+        check=True,
+        env=uv_env(),
+    )
+    return venv
+
+
+def run_in(venv: Path, project: Path, *args: str, env: dict[str, str] | None = None,
+           timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(venv),
+        **(env or {}),
+    }
+    full_env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        list(args), cwd=project, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def project_venv(tmp_path_factory: pytest.TempPathFactory, template_repo: Path) -> Path:
+    """A shared venv for generated projects, built from a render's pyproject.toml."""
+    seed = copy_project(
+        template_repo, tmp_path_factory.mktemp("seed") / "seed", database="postgresql"
+    )
+    return make_project_venv(tmp_path_factory.mktemp("venv") / "venv", seed)

@@ -1,0 +1,382 @@
+"""The wellnest CLI through typer's CliRunner, on projects rendered in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import Render, snapshot
+from wellnest import __version__, changes
+from wellnest.cli import app
+
+runner = CliRunner()
+
+
+def wellnest(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def add(project: Path, name: str, *extra: str) -> tuple[int, str]:
+    return wellnest("add-module", name, "--project", str(project), *extra)
+
+
+# ---- the invariant: add-module after a copy == a copy with the module ----------
+
+
+@pytest.mark.parametrize(
+    ("start", "added"),
+    [
+        (["bookings"], ["payments"]),
+        (["bookings"], ["payment_methods"]),
+        (["bookings"], ["payments", "invoices"]),
+        ([], ["bookings"]),
+        (["bookings", "payments"], ["accounts"]),
+        (["bookings"], ["categories", "addresses", "notification_preferences"]),
+    ],
+    ids=["payments", "compound", "two-in-a-row", "into-empty", "sorts-first", "plural-rules"],
+)
+def test_add_module_matches_a_fresh_copy(
+    render: Render, start: list[str], added: list[str]
+) -> None:
+    project = render(modules=start)
+    for name in added:
+        code, output = add(project, name)
+        assert code == 0, output
+
+    expected = render(modules=[*start, *added])
+    assert snapshot(project) == snapshot(expected)
+
+
+def test_irregular_plurals_are_pinned_in_the_answers(render: Render) -> None:
+    project = render(modules=["bookings"])
+
+    code, output = add(project, "people")
+
+    assert code == 0, output
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["modules"] == ["bookings", {"name": "people", "singular": "person"}]
+    assert "class Person(Base):" in (project / "app/modules/people/models.py").read_text()
+    expected = render(modules=answers["modules"])
+    assert snapshot(project) == snapshot(expected)
+
+
+def test_migration_chains_onto_the_current_head(render: Render) -> None:
+    project = render(modules=["bookings"])
+    own = project / "migrations/versions/a1b2c3_add_index.py"
+    own.write_text(
+        '"""A revision the team wrote."""\n\n'
+        'revision = "a1b2c3"\ndown_revision = "create_bookings"\n\n\n'
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
+    )
+
+    code, output = add(project, "payments")
+
+    assert code == 0, output
+    migration = (project / "migrations/versions/create_payments.py").read_text()
+    assert 'down_revision: str | None = "a1b2c3"' in migration
+
+
+# ---- help, version, entry points ----------------------------------------------
+
+
+def test_version() -> None:
+    code, output = wellnest("--version")
+    assert code == 0
+    assert output.strip() == f"wellnest {__version__}"
+
+
+@pytest.mark.parametrize("command", ["new", "add-module", "remove-module", "modules"])
+def test_every_command_has_help(command: str) -> None:
+    code, output = wellnest(command, "--help")
+    assert code == 0
+    assert "Usage" in output
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "wellnest", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"wellnest {__version__}"
+
+
+# ---- dry run ---------------------------------------------------------------------
+
+
+def test_dry_run_shows_files_and_diffs_and_writes_nothing(render: Render) -> None:
+    project = render()
+    before = snapshot(project)
+
+    code, output = add(project, "payments", "--dry-run")
+
+    assert code == 0, output
+    assert snapshot(project) == before
+    assert "payments.py" in output
+    assert "create_payments.py" in output
+    assert "+from app.modules.payments.models import Payment" in output
+    assert "+    payments," in output
+    assert "+- payments" in output
+    assert "nothing was written" in output
+
+
+# ---- refusals: one line, an exit code, an unchanged tree --------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "exit_code", "message"),
+    [
+        ("Payments", 2, "snake_case"),
+        ("pay-ments", 2, "snake_case"),
+        ("", 2, "snake_case"),
+        ("../x", 2, "snake_case"),
+        ("a/b", 2, "snake_case"),
+        ("class", 2, "Python keyword"),
+        ("auth", 2, "reserved"),
+        ("core", 2, "reserved"),
+        ("bookings", 1, "already exists"),
+    ],
+)
+def test_bad_names_are_refused_without_changes(
+    render: Render, name: str, exit_code: int, message: str
+) -> None:
+    project = render()
+    before = snapshot(project)
+
+    code, output = add(project, name)
+
+    assert code == exit_code
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert output.startswith("error: ")
+    assert snapshot(project) == before
+
+
+def test_outside_a_project_is_refused(tmp_path: Path) -> None:
+    code, output = add(tmp_path, "payments")
+    assert code == 1
+    assert "not inside a wellnest project" in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_discovery_searches_upward(render: Render, chdir: object) -> None:
+    project = render()
+    assert callable(chdir)
+    chdir(project / "app" / "modules")
+
+    code, output = wellnest("add-module", "payments")
+
+    assert code == 0, output
+    assert (project / "app/modules/payments/models.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not inside a wellnest project"),
+        ("modules: [unclosed\n", "cannot be read"),
+        ("- just\n- a list\n", "corrupt"),
+        ("project_name: x\n", "corrupt"),
+        ("modules: 3\n", "corrupt"),
+    ],
+    ids=["missing", "bad-yaml", "not-a-mapping", "no-modules", "modules-not-a-list"],
+)
+def test_a_missing_or_corrupt_answers_file_is_refused(
+    render: Render, content: str | None, message: str
+) -> None:
+    project = render()
+    answers = project / ".copier-answers.yml"
+    if content is None:
+        answers.unlink()
+    else:
+        answers.write_text(content)
+    before = snapshot(project)
+
+    code, output = add(project, "payments")
+
+    assert code == 1
+    assert message in output
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("relpath", ["app/db/base.py", "app/api/v1/router.py"])
+def test_a_registry_file_that_does_not_parse_is_refused(render: Render, relpath: str) -> None:
+    project = render()
+    path = project / relpath
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    before = snapshot(project)
+
+    code, output = add(project, "payments")
+
+    assert code == 1
+    assert f"{relpath} does not parse" in output
+    assert snapshot(project) == before
+
+
+def test_a_write_failing_halfway_rolls_everything_back(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = render()
+    before = snapshot(project)
+    real_write = changes._write
+    calls = {"n": 0}
+
+    def failing_write(path: Path, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(changes, "_write", failing_write)
+
+    code, output = add(project, "payments")
+
+    assert code == 1
+    assert "No space left on device; nothing was changed" in output
+    assert calls["n"] == 6
+    assert snapshot(project) == before
+    assert not (project / "app/modules/payments").exists()
+
+
+def test_an_unregistered_module_folder_is_refused(render: Render) -> None:
+    project = render()
+    (project / "app/modules/payments").mkdir()
+
+    code, output = add(project, "payments")
+
+    assert code == 1
+    assert "not a registered module" in output
+
+
+# ---- registry edits survive hand edits -----------------------------------------
+
+
+def test_registry_edits_keep_every_user_line(render: Render) -> None:
+    project = render(modules=["bookings", "payments"])
+    router = project / "app/api/v1/router.py"
+    router.write_text(
+        router.read_text()
+        .replace("api_router = APIRouter()", "# Our API.\napi_router = APIRouter()")
+        .replace(
+            "api_router.include_router(auth.router)\napi_router.include_router(bookings.router)",
+            "api_router.include_router(bookings.router)  # busy\n"
+            "api_router.include_router(auth.router)",
+        )
+        + "\nfrom app.custom import admin_router  # noqa: E402\n\n"
+        'api_router.include_router(admin_router, prefix="/admin")\n'
+    )
+    base = project / "app/db/base.py"
+    base.write_text(base.read_text() + "\n# Keep this comment.\n")
+    old_router, old_base = router.read_text(), base.read_text()
+
+    code, output = add(project, "invoices")
+
+    assert code == 0, output
+    new_router, new_base = router.read_text(), base.read_text()
+    for line in old_router.splitlines():
+        assert line in new_router.splitlines()
+    for line in old_base.splitlines():
+        assert line in new_base.splitlines()
+    assert "    invoices,\n    payments," in new_router
+    assert new_router.count("include_router(invoices.router)") == 1
+    lines = new_router.splitlines()
+    custom = lines.index('api_router.include_router(admin_router, prefix="/admin")')
+    assert lines.index("api_router.include_router(invoices.router)") < custom
+    assert "from app.modules.invoices.models import Invoice\n" in new_base
+    assert '    "Invoice",\n' in new_base
+    compile(new_router, "router.py", "exec")
+    compile(new_base, "base.py", "exec")
+
+
+def test_add_module_twice_never_duplicates_a_line(render: Render) -> None:
+    project = render()
+    assert add(project, "payments")[0] == 0
+    once = snapshot(project)
+
+    code, output = add(project, "payments")
+
+    assert code == 1
+    assert "already exists" in output
+    assert snapshot(project) == once
+    router = (project / "app/api/v1/router.py").read_text()
+    assert router.count("payments") == 2
+
+
+# ---- remove-module ------------------------------------------------------------------
+
+
+def test_remove_module_undoes_add_module(render: Render) -> None:
+    project = render()
+    before = snapshot(project)
+    assert add(project, "payments")[0] == 0
+
+    code, output = wellnest("remove-module", "payments", "--project", str(project))
+
+    assert code == 0, output
+    assert "downgrade" in output
+    assert snapshot(project) == before
+    assert not (project / "app/modules/payments").exists()
+
+
+def test_remove_module_refuses_edited_files_unless_forced(render: Render) -> None:
+    project = render(modules=["bookings", "payments"])
+    service = project / "app/modules/payments/service.py"
+    service.write_text(service.read_text() + "\n# a local change\n")
+    before = snapshot(project)
+
+    code, output = wellnest("remove-module", "payments", "--project", str(project))
+
+    assert code == 1
+    assert "app/modules/payments/service.py" in output
+    assert "--force" in output
+    assert snapshot(project) == before
+
+    code, output = wellnest("remove-module", "payments", "--force", "--project", str(project))
+    assert code == 0, output
+    assert snapshot(project) == snapshot(render(modules=["bookings"]))
+
+
+def test_remove_module_refuses_when_a_later_migration_builds_on_it(render: Render) -> None:
+    project = render(modules=["bookings", "payments"])
+    before = snapshot(project)
+
+    code, output = wellnest("remove-module", "bookings", "--project", str(project))
+
+    assert code == 1
+    assert "create_payments" in output
+    assert snapshot(project) == before
+
+
+def test_remove_module_of_an_unknown_module_is_refused(render: Render) -> None:
+    project = render()
+    code, output = wellnest("remove-module", "payments", "--project", str(project))
+    assert code == 1
+    assert "not in this project's modules" in output
+
+
+# ---- modules -----------------------------------------------------------------------
+
+
+def test_modules_lists_and_flags_drift(render: Render) -> None:
+    project = render(modules=["bookings", "payments"])
+
+    code, output = wellnest("modules", "--project", str(project))
+    assert code == 0, output
+    assert "bookings" in output
+    assert "payments" in output
+    assert "Drift" not in output
+
+    router = project / "app/api/v1/router.py"
+    router.write_text(router.read_text().replace("api_router.include_router(payments.router)\n", ""))
+    (project / "app/modules/stray").mkdir()
+
+    code, output = wellnest("modules", "--project", str(project))
+    assert code == 1
+    assert "Drift" in output
+    assert "not registered in app/api/v1/router.py" in output
+    assert "stray" in output

@@ -49,6 +49,10 @@ def build_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, echo=settings.DB_ECHO, **kwargs)
         _configure_sqlite(engine)
         return engine
+    if url.startswith("mysql"):
+        # Like PostgreSQL's default: each statement sees the latest commits, so a
+        # check made after taking a lock sees what the previous holder wrote.
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
     return create_async_engine(
         url,
         echo=settings.DB_ECHO,

@@ -72,12 +72,13 @@ def test_the_generated_suite_passes_on_the_server(
     seed = str(uuid.uuid4().int % 2**32)  # a new order each run (pytest-randomly)
     result = run_in(
         project_venv, project, "python", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-        f"--randomly-seed={seed}", env={"TEST_DATABASE_URL": url},
+        f"--randomly-seed={seed}",
+        env={"TEST_DATABASE_URL": url, "TEST_REDIS_URL": "redis://127.0.0.1:6379/15"},
     )
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "skipped" not in output  # the concurrency test ran
+    assert "skipped" not in output  # the concurrency and shared-limit tests ran
 
 
 LIST_TABLES = """

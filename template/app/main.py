@@ -3,18 +3,22 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, status
+from fastapi import Depends, FastAPI, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.v1.router import api_router
 from app.core.config import settings
 from app.core.exceptions import register_exception_handlers
 from app.core.logging import setup_logging
-from app.db.session import engine
+from app.core.middleware import AllowHeaderMiddleware
+from app.core.observability import init_sentry
+from app.db.session import engine, get_engine
 
 setup_logging(settings.LOG_LEVEL)
 logger = logging.getLogger("app")
@@ -30,6 +34,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    init_sentry(settings.SENTRY_DSN, settings.ENVIRONMENT)
     docs = settings.DOCS_ENABLED
     app = FastAPI(
         title=settings.APP_NAME,
@@ -47,12 +52,19 @@ def create_app() -> FastAPI:
     )
     register_exception_handlers(app)
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
+    app.add_middleware(AllowHeaderMiddleware, openapi=app.openapi)
 
-    @app.get("/health", tags=["Health"])
-    async def health() -> JSONResponse:
+    @app.get(
+        "/health",
+        tags=["Health"],
+        responses={503: {"description": "The database is unreachable"}},
+    )
+    async def health(
+        db_engine: Annotated[AsyncEngine, Depends(get_engine)],
+    ) -> JSONResponse:
         """Liveness and database reachability."""
         try:
-            async with engine.connect() as connection:
+            async with db_engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError):
             logger.warning("Health check: database unreachable")

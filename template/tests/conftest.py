@@ -12,7 +12,14 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite+aiosqlite://")
 # Set before the app is imported: settings are read once, at import.
 os.environ["ENVIRONMENT"] = "test"
 os.environ["DATABASE_URL"] = TEST_DATABASE_URL
-os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-" + "0123456789abcdef" * 4)
+# Tests exercise the limiter on their own instances; nothing leaves the process.
+os.environ["LOGIN_RATE_LIMIT"] = "10000/minute"
+# Cheaper argon2 for speed; production keeps the recommended cost.
+os.environ["PASSWORD_HASH_TIME_COST"] = "1"
+os.environ["PASSWORD_HASH_MEMORY_KIB"] = "8192"
+os.environ["REDIS_URL"] = ""
+os.environ["SENTRY_DSN"] = ""
 
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402

@@ -5,10 +5,13 @@ Services raise these instead of `HTTPException`, so modules stay free of web cod
 
 import logging
 import uuid
+from typing import Any
 
+import sentry_sdk
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("app.errors")
@@ -51,9 +54,30 @@ class ConflictError(AppError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class TooManyRequestsError(AppError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many requests; try again later")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 def error_body(message: str, **extra: object) -> dict[str, object]:
     """The one error shape of this API: {"detail": "..."} plus optional fields."""
     return {"detail": message, **extra}
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """The 422 body: the common {"detail": ...} shape plus the offending fields."""
+
+    detail: str
+    errors: list[FieldError]
 
 
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -65,6 +89,16 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        # FastAPI's answer to a body it cannot decode: to clients, invalid input
+        # like any other, with the documented 422 shape.
+        body = ValidationErrorResponse(
+            detail="Validation error",
+            errors=[FieldError(loc=["body"], msg=str(exc.detail), type="body_invalid")],
+        )
+        return JSONResponse(
+            body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
     return JSONResponse(
         error_body(str(exc.detail)),
         status_code=exc.status_code,
@@ -75,20 +109,52 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Echoing the input back could reflect secrets (passwords) into logs and clients.
-    errors = [
-        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors()
-    ]
+    body = ValidationErrorResponse(
+        detail="Validation error",
+        errors=[
+            FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
+            for error in exc.errors()
+        ],
+    )
     return JSONResponse(
-        error_body("Validation error", errors=errors),
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
     )
 
 
+def _document_validation_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the 422 body this app really sends."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            components = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in components:
+                documented = ValidationErrorResponse.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                components.update(documented.pop("$defs", {}))
+                components["HTTPValidationError"] = documented
+                components.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    # Clients get an id to quote; the traceback stays in the server log.
+    # Clients get an id to quote; the traceback stays in the server log (and Sentry).
     request_id = uuid.uuid4().hex
-    logger.exception("Unhandled error (request id %s)", request_id, exc_info=exc)
+    logger.error(
+        "Unhandled error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("request_id", request_id)
+        sentry_sdk.capture_exception(exc)
     return JSONResponse(
         error_body("Internal server error", request_id=request_id),
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
@@ -100,3 +166,4 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)
+    _document_validation_errors(app)

@@ -5,10 +5,18 @@ from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import settings
 
-password_hash = PasswordHash.recommended()
+password_hash = PasswordHash(
+    (
+        Argon2Hasher(
+            time_cost=settings.PASSWORD_HASH_TIME_COST,
+            memory_cost=settings.PASSWORD_HASH_MEMORY_KIB,
+        ),
+    )
+)
 
 # Verified against when the email is unknown, so that login takes as long either way.
 DUMMY_HASH = password_hash.hash("dummy-password-for-timing-equalisation")

@@ -67,6 +67,10 @@ engine = build_engine(settings.DATABASE_URL)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 
+def get_engine() -> AsyncEngine:
+    return engine
+
+
 async def get_db() -> AsyncIterator[AsyncSession]:
     async with SessionLocal() as session:
         yield session

@@ -3,13 +3,14 @@ aliases that routes declare as parameter types."""
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
-from app.core.exceptions import UnauthorizedError
+from app.core.exceptions import TooManyRequestsError, UnauthorizedError
+from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
 from app.db.session import get_db
 from app.modules.auth.models import User
@@ -63,3 +64,21 @@ PaginationDep = Annotated[Pagination, Depends(get_pagination)]
 # Ids are 32-bit on PostgreSQL: a larger value is a bad request, not a driver error.
 MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+_login_limiter = RateLimiter(settings.LOGIN_RATE_LIMIT, settings.REDIS_URL)
+
+
+def get_login_limiter() -> RateLimiter:
+    return _login_limiter
+
+
+async def limit_login_attempts(
+    request: Request,
+    limiter: Annotated[RateLimiter, Depends(get_login_limiter)],
+) -> None:
+    """Answer 429 once a client address has used up its login attempts."""
+    address = request.client.host if request.client else "unknown"
+    retry_after = await limiter.hit(f"login:{address}")
+    if retry_after is not None:
+        raise TooManyRequestsError(retry_after)

@@ -26,3 +26,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 UNAUTHORIZED = error_responses(status.HTTP_401_UNAUTHORIZED)
 OWNED_OBJECT = error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)
+# For resources whose writes can collide (a booked slot).
+CONFLICTING_CREATE = error_responses(
+    status.HTTP_401_UNAUTHORIZED, status.HTTP_409_CONFLICT
+)
+CONFLICTING_UPDATE = error_responses(
+    status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT
+)

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from app.core.validation import SafeText
+
 # argon2 accepts any length, but an unbounded password is a cheap way to burn CPU.
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -16,7 +18,7 @@ class UserCreate(BaseModel):
     password: str = Field(
         min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
     )
-    full_name: str | None = Field(default=None, max_length=100)
+    full_name: SafeText | None = Field(default=None, max_length=100)
 
 
 class UserRead(BaseModel):

@@ -15,6 +15,8 @@ from app.core.security import (
 from app.modules.auth.models import User
 from app.modules.auth.schemas import UserCreate
 
+MAX_EMAIL_LENGTH = 320
+
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
@@ -25,6 +27,8 @@ class AuthService:
         self.session = session
 
     async def get_by_email(self, email: str) -> User | None:
+        if "\x00" in email or len(email) > MAX_EMAIL_LENGTH:
+            return None  # cannot match a stored address; PostgreSQL rejects NUL
         query = select(User).where(User.email == normalize_email(email))
         return await self.session.scalar(query)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.v1.dependencies import CurrentUser, SessionDep
+from app.api.v1.dependencies import CurrentUser, SessionDep, limit_login_attempts
 from app.api.v1.responses import UNAUTHORIZED, error_responses
 from app.modules.auth.schemas import Token, UserCreate, UserRead
 from app.modules.auth.service import AuthService
@@ -25,7 +25,14 @@ async def register(data: UserCreate, session: SessionDep) -> UserRead:
     return UserRead.model_validate(user)
 
 
-@router.post("/login", response_model=Token, responses=UNAUTHORIZED)
+@router.post(
+    "/login",
+    response_model=Token,
+    dependencies=[Depends(limit_login_attempts)],
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_429_TOO_MANY_REQUESTS
+    ),
+)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep
 ) -> Token:

@@ -43,13 +43,22 @@ async def test_register_validates_input(client: AsyncClient) -> None:
     bad_email = {"email": "not-an-email", "password": "strongpassword123"}
     short_password = {"email": "a@example.com", "password": "short"}
     long_password = {"email": "a@example.com", "password": "x" * 129}
-    extra_field = {
+    nul_name = {
         "email": "a@example.com",
         "password": "strongpassword123",
-        "is_superuser": True,
+        "full_name": "nul\u0000",
     }
+    admin = {"email": "a@example.com", "password": "pw-12345678", "is_superuser": True}
+    inactive = {"email": "a@example.com", "password": "pw-12345678", "is_active": False}
 
-    for payload in (bad_email, short_password, long_password, extra_field):
+    for payload in (
+        bad_email,
+        short_password,
+        long_password,
+        nul_name,
+        admin,
+        inactive,
+    ):
         response = await client.post(REGISTER, json=payload)
         assert response.status_code == 422, payload
         assert response.json()["detail"] == "Validation error"
@@ -79,6 +88,13 @@ async def test_login_failures_look_the_same(client: AsyncClient, user: User) -> 
 
     assert first.status_code == second.status_code == 401
     assert first.json() == second.json() == {"detail": "Incorrect email or password"}
+
+
+async def test_odd_login_input_is_a_plain_401(client: AsyncClient) -> None:
+    for username in ("nul\u0000@example.com", "x" * 1000, ""):
+        form = {"username": username, "password": TEST_PASSWORD}
+        response = await client.post(LOGIN, data=form)
+        assert response.status_code in (401, 422), username
 
 
 async def test_me_requires_a_valid_token(client: AsyncClient, user: User) -> None:

@@ -9,6 +9,7 @@ suffix. Importing copier itself would cost more than the whole command.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -18,12 +19,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from jinja2 import FileSystemLoader, TemplateError
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    FunctionLoader,
+    Template,
+    TemplateError,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from wellnest.errors import WellnestError
 
 SUFFIX = ".jinja"
+STRING_PREFIX = "string:"
 YIELD_RE = re.compile(
     r"\{%-?\s*yield\s+(?P<var>\w+)\s+from\s+(?P<expr>.+?)\s*-?%\}"
     r"(?P<body>.*?)\{%-?\s*endyield\s*-?%\}",
@@ -53,6 +62,7 @@ def locate_root() -> Path:
 class Blueprint:
     root: Path
     config: dict[str, Any] = field(init=False)
+    _strings: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.config = load_yaml((self.root / "copier.yml").read_text(encoding="utf-8"))
@@ -73,9 +83,16 @@ class Blueprint:
     def env(self) -> SandboxedEnvironment:
         # The settings copier builds its environment with (copier/_main.py: jinja_env).
         envops = {"keep_trailing_newline": True, **self.config.get("_envops", {})}
+        loader = ChoiceLoader(
+            [
+                FunctionLoader(self._strings.get),  # "string:<sha1>" names
+                FileSystemLoader(self.template_dir),
+            ]
+        )
         return SandboxedEnvironment(
-            loader=FileSystemLoader(self.template_dir),
+            loader=loader,
             extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+            bytecode_cache=_bytecode_cache(),
             **envops,
         )
 
@@ -88,10 +105,19 @@ class Blueprint:
         }
 
     def render_string(self, source: str, context: Mapping[str, Any]) -> str:
+        if "{" not in source:  # most path parts are plain names
+            return source
         try:
-            return self.env.from_string(source).render(**context)
+            return self._compiled(source).render(**context)
         except TemplateError as exc:
             raise WellnestError(f"the template failed to render: {exc}") from exc
+
+    def _compiled(self, source: str) -> Template:
+        # Compiling is most of a render's cost. Strings go through the loader under
+        # a name derived from their text, so the bytecode cache serves them too.
+        name = STRING_PREFIX + hashlib.sha1(source.encode()).hexdigest()
+        self._strings[name] = source
+        return self.env.get_template(name)
 
     def _default(self, spec: dict[str, Any], context: Mapping[str, Any]) -> Any:
         default = spec.get("default")
@@ -183,6 +209,18 @@ class Blueprint:
             rendered.append(self.render_string(unrolled, scope))
         if all(rendered):  # copier skips a path with any part rendered empty
             yield "/".join(rendered), scope
+
+
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
+    """Compiled templates kept between runs (keyed by source checksum), when the
+    user cache folder is writable; otherwise every run compiles afresh."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    folder = Path(base, "wellnest", "jinja")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(str(folder))
 
 
 def _name_of(item: Any) -> Any:

@@ -4,10 +4,10 @@ Services raise these instead of `HTTPException`, so modules stay free of web cod
 """
 
 import logging
+import sys
 import uuid
 from typing import Any
 
-import sentry_sdk
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -152,9 +152,12 @@ async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResp
         request_id,
         exc_info=exc,
     )
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("request_id", request_id)
-        sentry_sdk.capture_exception(exc)
+    if "sentry_sdk" in sys.modules:  # imported by init_sentry only when configured
+        import sentry_sdk
+
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("request_id", request_id)
+            sentry_sdk.capture_exception(exc)
     return JSONResponse(
         error_body("Internal server error", request_id=request_id),
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,

@@ -2,13 +2,14 @@
 
 from typing import Any
 
-import sentry_sdk
-
 
 def init_sentry(dsn: str | None, environment: str, **options: Any) -> bool:
     """Start the Sentry client when a DSN is configured; report whether it did."""
     if not dsn:
         return False
+    # Imported here: without a DSN the SDK is never loaded (start-up time, memory).
+    import sentry_sdk
+
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,

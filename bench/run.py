@@ -1,0 +1,454 @@
+"""wellnest benchmarks: the generator, the service it emits, its test suite, memory.
+
+    python bench/run.py [--quick] [--json PATH] [--database auto|postgresql|sqlite]
+
+Every figure is the median of repeated runs. Service throughput is reported as a
+ratio to a bare FastAPI app measured in the same run (absolute numbers on a shared
+machine are noise). --quick shrinks every size and duration to prove the pipeline
+runs; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+UV = [sys.executable, "-m", "uv"]
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+RSS_WRAPPER = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+)
+
+
+@dataclass
+class Sizes:
+    runs: int
+    help_runs: int
+    module_counts: tuple[int, ...]
+    datasets: tuple[tuple[int, int], ...]  # (users, bookings per user)
+    duration: int
+    connections: int
+
+
+FULL = Sizes(7, 15, (1, 10, 50), ((100, 100), (100, 1000)), 10, 16)
+QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4)
+
+
+def log(message: str) -> None:
+    print(f"· {message}", file=sys.stderr, flush=True)
+
+
+def uv_env() -> dict[str, str]:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def timed(cmd: list[str], runs: int, prepare: Callable[[int], dict[str, Any]] | None = None,
+          **kwargs: Any) -> float:
+    """Median wall time of `cmd` over `runs` (prepare(i) gives per-run kwargs, untimed)."""
+    times = []
+    for index in range(runs):
+        extra = prepare(index) if prepare else {}
+        started = time.perf_counter()
+        run(cmd, **{**kwargs, **extra})
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_rss_mb(cmd: list[str], **kwargs: Any) -> float:
+    result = run([sys.executable, "-c", RSS_WRAPPER, *cmd], **kwargs)
+    return int(result.stdout.strip().splitlines()[-1]) / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, work: Path, database: str) -> None:
+        self.sizes = sizes
+        self.work = work
+        self.database = database
+        self.results: dict[str, Any] = {}
+        self._server_rss = 0.0
+
+    # ---- environments -------------------------------------------------------------
+
+    def install_wellnest(self) -> Path:
+        """wellnest as users get it: a wheel in a fresh virtual environment."""
+        dist = self.work / "dist"
+        run([*UV, "build", "--wheel", "--out-dir", str(dist), str(REPO)], env=uv_env())
+        venv = self.work / "wellnest-venv"
+        run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], env=uv_env())
+        wheel = next(dist.glob("wellnest-*.whl"))
+        # Compile bytecode at install time, as pip does: timings then measure runs,
+        # not the first run's compilation.
+        run([*UV, "pip", "install", "-q", "--compile-bytecode",
+             "--python", str(venv / "bin/python"), str(wheel)], env=uv_env())
+        return venv / "bin"
+
+    def project_venv(self, project: Path) -> Path:
+        venv = self.work / "service-venv"
+        run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], env=uv_env())
+        run([*UV, "pip", "install", "-q", "--compile-bytecode",
+             "--python", str(venv / "bin/python"), "-r", str(project / "pyproject.toml"),
+             "--group", f"{project / 'pyproject.toml'}:dev", "httpx"], env=uv_env())
+        return venv / "bin"
+
+    # ---- 1. generator ---------------------------------------------------------------
+
+    def generator(self, bin_dir: Path) -> None:
+        wellnest, copier = str(bin_dir / "wellnest"), str(bin_dir / "copier")
+        sizes, gen = self.sizes, {}
+        # One untimed run fills the template cache a user's machine keeps warm.
+        run([wellnest, "new", str(self.work / "warm-up"), "--defaults"])
+        gen["wellnest --help"] = timed([wellnest, "--help"], sizes.help_runs)
+
+        gen["wellnest new (defaults)"] = self._timed_new(wellnest, [], "new")
+        gen["copier copy --defaults"] = self._timed_copier(copier)
+        for count in sizes.module_counts:
+            modules = module_names(count)
+            gen[f"render {count} modules (wellnest new)"] = self._timed_new(
+                wellnest, modules, f"render{count}-"
+            )
+            base = self.work / f"base{count}"
+            run([wellnest, "new", str(base), "--defaults",
+                 *[arg for m in modules for arg in ("--module", m)]])
+
+            def prepare(index: int, base: Path = base, count: int = count) -> dict[str, Any]:
+                target = self.work / f"add{count}-{index}"
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(base, target)
+                return {"cwd": target}
+
+            gen[f"add-module into {count} modules"] = timed(
+                [wellnest, "add-module", "zebras"], sizes.runs, prepare=prepare
+            )
+        self.results["generator_seconds"] = gen
+
+        target = self.work / "rss-add"
+        shutil.copytree(self.work / f"base{sizes.module_counts[0]}", target)
+        shutil.rmtree(self.work / "rss-new", ignore_errors=True)
+        self.results["memory_mb"] = {
+            "wellnest add-module": peak_rss_mb([wellnest, "add-module", "zebras"], cwd=target),
+            "wellnest new": peak_rss_mb([wellnest, "new", "rss-new", "--defaults"],
+                                        cwd=self.work),
+        }
+
+    def _timed_new(self, wellnest: str, modules: list[str], prefix: str) -> float:
+        times = []
+        for index in range(self.sizes.runs):
+            dest = self.work / f"{prefix}{index}"
+            shutil.rmtree(dest, ignore_errors=True)
+            args = [arg for m in modules for arg in ("--module", m)]
+            started = time.perf_counter()
+            run([wellnest, "new", str(dest), "--defaults", *args])
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    def _timed_copier(self, copier: str) -> float:
+        times = []
+        for index in range(self.sizes.runs):
+            dest = self.work / f"copier{index}"
+            shutil.rmtree(dest, ignore_errors=True)
+            started = time.perf_counter()
+            run([copier, "copy", "--quiet", "--defaults", str(REPO), str(dest)])
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    # ---- 2. service -----------------------------------------------------------------
+
+    def service(self, wellnest_bin: Path) -> None:
+        use_pg = self.database == "postgresql" or (
+            self.database == "auto" and port_open(5432) and shutil.which("psql")
+        )
+        database = "postgresql" if use_pg else "sqlite"
+        project = self.work / "service"
+        run([str(wellnest_bin / "wellnest"), "new", str(project), "--defaults",
+             "--database", database])
+        bin_dir = self.project_venv(project)
+        self.results["service_venv"] = str(bin_dir)
+        with self.database_url(database) as url:
+            env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "production",
+                   "PYTHONPATH": str(project)}
+            run([str(bin_dir / "alembic"), "upgrade", "head"], cwd=project, env=env)
+            service: dict[str, Any] = {"database": database, "load_generator": load_tool(),
+                                       "connections": self.sizes.connections,
+                                       "duration_s": self.sizes.duration}
+            with self.server(bin_dir, "ceiling_app:app", BENCH, {}) as base:
+                service["ceiling"] = self.load(f"{base}/", {})
+            ceiling = service["ceiling"]["rps"]
+            peak = 0.0
+            for users, per_user in self.sizes.datasets:
+                rows = users * per_user
+                token = run([str(bin_dir / "python"), str(BENCH / "seed.py"), str(users),
+                             str(per_user)], cwd=project, env=env).stdout.strip().splitlines()[-1]
+                auth = {"Authorization": f"Bearer {token}"}
+                with self.server(bin_dir, "app.main:app", project, env) as base:
+                    if rows == self.sizes.datasets[0][0] * self.sizes.datasets[0][1]:
+                        service["health"] = self.load(f"{base}/health", {})
+                        service["post_booking"] = self.load(
+                            f"{base}/api/v1/bookings", auth, post_booking=True
+                        )
+                    service[f"list_bookings_{rows}_rows"] = self.load(
+                        f"{base}/api/v1/bookings?limit=20", auth
+                    )
+                    peak = max(peak, self._server_rss)
+            for key, value in service.items():
+                if isinstance(value, dict) and "rps" in value:
+                    value["ratio_to_ceiling"] = value["rps"] / ceiling
+            self.results["service"] = service
+            self.results.setdefault("memory_mb", {})["service worker after load"] = peak
+
+    @contextmanager
+    def database_url(self, database: str) -> Iterator[str]:
+        if database == "sqlite":
+            yield f"sqlite+aiosqlite:///{self.work / 'bench.db'}"
+            return
+        name = f"wellnest_bench_{uuid.uuid4().hex[:10]}"
+        psql = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"]
+        run([*psql, f"CREATE DATABASE {name}"])
+        try:
+            yield PG_URL.format(db=name)
+        finally:
+            run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+
+    @contextmanager
+    def server(self, bin_dir: Path, target: str, cwd: Path, env: dict[str, str]
+               ) -> Iterator[str]:
+        port = free_port()
+        process = subprocess.Popen(
+            [str(bin_dir / "uvicorn"), target, "--port", str(port), "--workers", "1",
+             "--log-level", "warning", "--no-access-log"],
+            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not port_open(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uvicorn did not start: {process.stderr.read() if process.stderr else ''}")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+            self._server_rss = vm_hwm_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+    def load(self, url: str, headers: dict[str, str], post_booking: bool = False
+             ) -> dict[str, float]:
+        """Warm up, then `runs` timed load runs; the median of each figure."""
+        self._one_load(url, headers, post_booking, duration=1)
+        samples = [self._one_load(url, headers, post_booking, self.sizes.duration)
+                   for _ in range(max(1, min(3, self.sizes.runs)))]
+        return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+
+    def _one_load(self, url: str, headers: dict[str, str], post_booking: bool,
+                  duration: int) -> dict[str, float]:
+        if load_tool() == "wrk":
+            return wrk(url, headers, post_booking, duration, self.sizes.connections, self.work)
+        cmd = [str(Path(self.results["service_venv"]) / "python"), str(BENCH / "loadgen.py"),
+               url, "--connections", str(self.sizes.connections), "--duration", str(duration),
+               "--max-requests", "200000"]
+        for key, value in headers.items():
+            cmd += ["--header", f"{key}: {value}"]
+        if post_booking:
+            cmd.append("--post-booking")
+        result: dict[str, float] = json.loads(run(cmd).stdout)
+        return result
+
+    # ---- 3. suite -------------------------------------------------------------------
+
+    def suite(self, wellnest_bin: Path) -> None:
+        project = self.work / "suite"
+        run([str(wellnest_bin / "wellnest"), "new", str(project), "--defaults"])
+        bin_dir = Path(self.results["service_venv"])
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        run([str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=project, env=env)  # warm-up: bytecode, caches
+        self.results["suite_seconds"] = {"default project pytest (SQLite)": timed(
+            [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            max(1, min(3, self.sizes.runs)), cwd=project, env=env,
+        )}
+
+
+def module_names(count: int) -> list[str]:
+    return ["bookings", *(f"notes_{index:02d}" for index in range(1, count))]
+
+
+def load_tool() -> str:
+    return "wrk" if shutil.which("wrk") else "loadgen.py (httpx)"
+
+
+WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+{headers}
+counter = 0
+request = function()
+  {body}
+end
+"""
+
+
+def wrk(url: str, headers: dict[str, str], post_booking: bool, duration: int,
+        connections: int, work: Path) -> dict[str, float]:
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    if post_booking:
+        body = ('counter = counter + 1\n  return wrk.format(nil, nil, nil, string.format('
+                "'{\"therapist_id\": %d, \"start_time\": \"2031-01-01T09:00:00Z\", "
+                "\"duration_minutes\": 30}', 1000000 + counter))")
+    else:
+        body = "return wrk.format(nil, nil, nil, nil)"
+    script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
+    script.write_text(WRK_SCRIPT.format(method="POST" if post_booking else "GET",
+                                        headers=header_lines, body=body))
+    output = run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+                  "-s", str(script), url]).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency(output, "50%"),
+        "p99_ms": latency(output, "99%"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def latency(output: str, percentile: str) -> float:
+    match = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)", output)
+    if not match:
+        raise RuntimeError(f"no {percentile} latency in wrk output:\n{output}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+TARGETS: list[tuple[str, Callable[[dict[str, Any]], float], str, Callable[[float], bool]]] = [
+    ("add-module median (s)", lambda r: r["generator_seconds"]["add-module into 1 modules"],
+     "<= 0.2", lambda v: v <= 0.2),
+    ("add-module 50 vs 1 modules", lambda r: r["generator_seconds"][
+        f"add-module into {max(int(k.split()[2]) for k in r['generator_seconds'] if k.startswith('add-module'))} modules"]
+        / r["generator_seconds"]["add-module into 1 modules"], "<= 1.5x", lambda v: v <= 1.5),
+    ("wellnest --help (s)", lambda r: r["generator_seconds"]["wellnest --help"],
+     "<= 0.3", lambda v: v <= 0.3),
+    ("wellnest new (s)", lambda r: r["generator_seconds"]["wellnest new (defaults)"],
+     "<= 1", lambda v: v <= 1.0),
+    ("render 50 modules (s)", lambda r: max(v for k, v in r["generator_seconds"].items()
+                                            if k.startswith("render")),
+     "<= 3", lambda v: v <= 3.0),
+    ("bookings list / ceiling (rps)", lambda r: min(
+        v["ratio_to_ceiling"] for k, v in r["service"].items() if k.startswith("list_bookings")),
+     ">= 0.40", lambda v: v >= 0.40),
+    ("list p50 large / small table", lambda r: _list_p50_ratio(r["service"]),
+     "<= 1.3x", lambda v: v <= 1.3),
+    ("default suite (s)", lambda r: r["suite_seconds"]["default project pytest (SQLite)"],
+     "<= 10", lambda v: v <= 10.0),
+    ("service worker peak RSS (MB)", lambda r: r["memory_mb"]["service worker after load"],
+     "<= 150", lambda v: v <= 150.0),
+    ("add-module peak RSS (MB)", lambda r: r["memory_mb"]["wellnest add-module"],
+     "<= 100", lambda v: v <= 100.0),
+]
+
+
+def _list_p50_ratio(service: dict[str, Any]) -> float:
+    lists = sorted((int(k.split("_")[2]), v) for k, v in service.items()
+                   if k.startswith("list_bookings"))
+    return float(lists[-1][1]["p50_ms"] / lists[0][1]["p50_ms"])
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'measure':48} {'value':>12}"]
+    for section in ("generator_seconds", "suite_seconds", "memory_mb"):
+        for name, value in results.get(section, {}).items():
+            unit = "MB" if section == "memory_mb" else "s"
+            lines.append(f"{name:48} {value:>10.3f} {unit}")
+    service = results.get("service", {})
+    lines.append(f"service on {service.get('database')} via {service.get('load_generator')}, "
+                 f"{service.get('connections')} connections, {service.get('duration_s')} s runs")
+    lines.append(f"{'endpoint':32} {'rps':>10} {'x ceiling':>10} {'p50 ms':>9} {'p99 ms':>9}")
+    for name, value in service.items():
+        if isinstance(value, dict) and "rps" in value:
+            lines.append(f"{name:32} {value['rps']:>10.1f} {value['ratio_to_ceiling']:>10.2f} "
+                         f"{value['p50_ms']:>9.2f} {value['p99_ms']:>9.2f}")
+    lines.append(f"{'target':36} {'measured':>10} {'goal':>9}  met")
+    for row in results.get("targets", []):
+        lines.append(f"{row['name']:36} {row['value']:>10.3f} {row['goal']:>9}  "
+                     f"{'yes' if row['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
+    parser.add_argument("--json", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument("--database", choices=["auto", "postgresql", "sqlite"], default="auto")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="wellnest-bench-") as tmp:
+        bench = Bench(sizes, Path(tmp), args.database)
+        log("building and installing the wellnest wheel")
+        wellnest_bin = bench.install_wellnest()
+        log("generator")
+        bench.generator(wellnest_bin)
+        log("service (this takes a while)")
+        bench.service(wellnest_bin)
+        log("generated test suite")
+        bench.suite(wellnest_bin)
+        results = bench.results
+        results.pop("service_venv", None)
+    results["meta"] = {"quick": args.quick, "python": sys.version.split()[0],
+                       "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    results["targets"] = [
+        {"name": name, "value": get(results), "goal": goal, "met": check(get(results))}
+        for name, get, goal, check in TARGETS
+    ]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

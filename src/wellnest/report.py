@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
 from rich.tree import Tree
 
 from wellnest.changes import Plan
@@ -43,6 +41,8 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
         title = f"{verb} change".strip().capitalize()
         console.print(_tree(title, list(plan.modify), "yellow"))
     if dry_run:
+        from rich.syntax import Syntax  # pulls in pygments: only dry runs need it
+
         for relpath in plan.modify:
             console.print(Syntax(plan.diff(relpath), "diff", theme="ansi_dark"))
         console.print(f"[bold]Dry run:[/] nothing was written for {label}.")
@@ -74,6 +74,8 @@ def created_project(dest: Path, answers: dict[str, Any]) -> None:
 
 
 def modules(statuses: list[ModuleStatus]) -> bool:
+    from rich.table import Table
+
     table = Table("module", "folder", "base.py", "router.py", "answers", "status")
     drifted = [status for status in statuses if status.problems]
     for status in statuses:

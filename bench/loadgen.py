@@ -30,7 +30,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             started = time.perf_counter()
             if args.post_booking:
                 body = {
-                    "therapist_id": 1_000_000 + counter,
+                    "therapist_id": args.first_therapist + counter,
                     "start_time": "2031-01-01T09:00:00Z",
                     "duration_minutes": 30,
                 }
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--post-booking", action="store_true")
+    parser.add_argument("--first-therapist", type=int, default=1_000_000)
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

@@ -106,6 +106,7 @@ class Bench:
         self.database = database
         self.results: dict[str, Any] = {}
         self._server_rss = 0.0
+        self._load_runs = 0  # each POST run books fresh therapists: no 409s
 
     # ---- environments -------------------------------------------------------------
 
@@ -280,11 +281,14 @@ class Bench:
 
     def _one_load(self, url: str, headers: dict[str, str], post_booking: bool,
                   duration: int) -> dict[str, float]:
+        self._load_runs += 1
+        first_therapist = 1_000_000 + self._load_runs * 5_000_000
         if load_tool() == "wrk":
-            return wrk(url, headers, post_booking, duration, self.sizes.connections, self.work)
+            return wrk(url, headers, post_booking, duration, self.sizes.connections, self.work,
+                       first_therapist)
         cmd = [str(Path(self.results["service_venv"]) / "python"), str(BENCH / "loadgen.py"),
                url, "--connections", str(self.sizes.connections), "--duration", str(duration),
-               "--max-requests", "200000"]
+               "--max-requests", "200000", "--first-therapist", str(first_therapist)]
         for key, value in headers.items():
             cmd += ["--header", f"{key}: {value}"]
         if post_booking:
@@ -327,12 +331,12 @@ end
 
 
 def wrk(url: str, headers: dict[str, str], post_booking: bool, duration: int,
-        connections: int, work: Path) -> dict[str, float]:
+        connections: int, work: Path, first_therapist: int) -> dict[str, float]:
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     if post_booking:
         body = ('counter = counter + 1\n  return wrk.format(nil, nil, nil, string.format('
                 "'{\"therapist_id\": %d, \"start_time\": \"2031-01-01T09:00:00Z\", "
-                "\"duration_minutes\": 30}', 1000000 + counter))")
+                "\"duration_minutes\": 30}', " + str(first_therapist) + " + counter))")
     else:
         body = "return wrk.format(nil, nil, nil, nil)"
     script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
@@ -407,11 +411,13 @@ def table(results: dict[str, Any]) -> str:
     service = results.get("service", {})
     lines.append(f"service on {service.get('database')} via {service.get('load_generator')}, "
                  f"{service.get('connections')} connections, {service.get('duration_s')} s runs")
-    lines.append(f"{'endpoint':32} {'rps':>10} {'x ceiling':>10} {'p50 ms':>9} {'p99 ms':>9}")
+    lines.append(f"{'endpoint':32} {'rps':>10} {'x ceiling':>10} {'p50 ms':>9} {'p99 ms':>9}"
+                 f" {'errors':>7}")
     for name, value in service.items():
         if isinstance(value, dict) and "rps" in value:
             lines.append(f"{name:32} {value['rps']:>10.1f} {value['ratio_to_ceiling']:>10.2f} "
-                         f"{value['p50_ms']:>9.2f} {value['p99_ms']:>9.2f}")
+                         f"{value['p50_ms']:>9.2f} {value['p99_ms']:>9.2f}"
+                         f" {value['errors']:>7.0f}")
     lines.append(f"{'target':36} {'measured':>10} {'goal':>9}  met")
     for row in results.get("targets", []):
         lines.append(f"{row['name']:36} {row['value']:>10.3f} {row['goal']:>9}  "

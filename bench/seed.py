@@ -9,12 +9,11 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
-
 from app.core.security import create_access_token, hash_password
 from app.db.session import SessionLocal, engine
 from app.modules.auth.models import User
 from app.modules.bookings.models import Booking
+from sqlalchemy import delete, insert, select
 
 CHUNK = 5000
 

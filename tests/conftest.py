@@ -81,7 +81,8 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(root).parts
+        if path.is_file()
+        and ".git" not in path.relative_to(root).parts
         and "__pycache__" not in path.parts
     }
 
@@ -119,9 +120,16 @@ def make_project_venv(venv: Path, project: Path) -> Path:
     )
     subprocess.run(
         [
-            *UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-            "-r", str(project / "pyproject.toml"),
-            "--group", f"{project / 'pyproject.toml'}:dev",
+            *UV,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(project / "pyproject.toml"),
+            "--group",
+            f"{project / 'pyproject.toml'}:dev",
             *PROJECT_TOOLS,
         ],
         check=True,
@@ -130,8 +138,9 @@ def make_project_venv(venv: Path, project: Path) -> Path:
     return venv
 
 
-def run_in(venv: Path, project: Path, *args: str, env: dict[str, str] | None = None,
-           timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_in(
+    venv: Path, project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     full_env = {
         **os.environ,
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
@@ -140,7 +149,11 @@ def run_in(venv: Path, project: Path, *args: str, env: dict[str, str] | None = N
     }
     full_env.pop("PYTHONPATH", None)
     return subprocess.run(
-        list(args), cwd=project, env=full_env, capture_output=True, text=True,
+        list(args),
+        cwd=project,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 

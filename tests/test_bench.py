@@ -19,15 +19,23 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--json", str(out)],
-        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
     data = json.loads(out.read_text())
     assert data["meta"]["quick"] is True
     generator = data["generator_seconds"]
-    for key in ("wellnest --help", "wellnest new (defaults)", "copier copy --defaults",
-                "add-module into 1 modules", "render 1 modules (wellnest new)"):
+    for key in (
+        "wellnest --help",
+        "wellnest new (defaults)",
+        "copier copy --defaults",
+        "add-module into 1 modules",
+        "render 1 modules (wellnest new)",
+    ):
         assert generator[key] > 0
     service = data["service"]
     assert service["database"] in ("postgresql", "sqlite")
@@ -39,7 +47,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert all(service[key]["errors"] == 0 for key in lists)
     assert data["suite_seconds"]["default project pytest (SQLite)"] > 0
     assert set(data["memory_mb"]) == {
-        "wellnest add-module", "wellnest new", "service worker after load"
+        "wellnest add-module",
+        "wellnest new",
+        "service worker after load",
     }
     assert len(data["targets"]) == 10
-    assert "target" in result.stdout and "JSON:" in result.stdout
+    assert "target" in result.stdout
+    assert "JSON:" in result.stdout

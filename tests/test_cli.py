@@ -53,17 +53,34 @@ def test_add_module_matches_a_fresh_copy(
     assert snapshot(project) == snapshot(expected)
 
 
-def test_irregular_plurals_are_pinned_in_the_answers(render: Render) -> None:
+@pytest.mark.parametrize(
+    ("name", "singular", "class_name"),
+    [("people", "person", "Person"), ("statuses", "status", "Status"), ("news", "news", "News")],
+)
+def test_irregular_plurals_are_pinned_in_the_answers(
+    render: Render, name: str, singular: str, class_name: str
+) -> None:
     project = render(modules=["bookings"])
 
-    code, output = add(project, "people")
+    code, output = add(project, name)
 
     assert code == 0, output
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["modules"] == ["bookings", {"name": "people", "singular": "person"}]
-    assert "class Person(Base):" in (project / "app/modules/people/models.py").read_text()
+    assert answers["modules"] == ["bookings", {"name": name, "singular": singular}]
+    models = (project / f"app/modules/{name}/models.py").read_text()
+    assert f"class {class_name}(Base):" in models
     expected = render(modules=answers["modules"])
     assert snapshot(project) == snapshot(expected)
+
+
+def test_regular_plurals_stay_plain_names(render: Render) -> None:
+    project = render(modules=[])
+
+    for name in ("categories", "addresses", "payment_methods", "sheep"):
+        assert add(project, name)[0] == 0
+
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["modules"] == ["categories", "addresses", "payment_methods", "sheep"]
 
 
 def test_migration_chains_onto_the_current_head(render: Render) -> None:
@@ -139,6 +156,7 @@ def test_dry_run_shows_files_and_diffs_and_writes_nothing(render: Render) -> Non
         ("class", 2, "Python keyword"),
         ("auth", 2, "reserved"),
         ("core", 2, "reserved"),
+        ("bases", 2, "reserved"),
         ("bookings", 1, "already exists"),
     ],
 )
@@ -372,7 +390,9 @@ def test_modules_lists_and_flags_drift(render: Render) -> None:
     assert "Drift" not in output
 
     router = project / "app/api/v1/router.py"
-    router.write_text(router.read_text().replace("api_router.include_router(payments.router)\n", ""))
+    router.write_text(
+        router.read_text().replace("api_router.include_router(payments.router)\n", "")
+    )
     (project / "app/modules/stray").mkdir()
 
     code, output = wellnest("modules", "--project", str(project))

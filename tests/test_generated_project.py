@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import Render, run_in
+from tests.conftest import run_in
 from wellnest.cli import app
 
 pytestmark = pytest.mark.slow
@@ -35,8 +35,9 @@ RENDERS = {
 
 
 @pytest.fixture(params=list(RENDERS), scope="module")
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            template_repo: Path) -> Path:
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, template_repo: Path
+) -> Path:
     from tests.conftest import copy_project
 
     answers, added = RENDERS[request.param]
@@ -81,8 +82,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _request(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None,
-             method: str | None = None) -> tuple[int, Any]:
+def _request(
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str | None = None,
+) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -143,7 +149,8 @@ def test_migrates_an_empty_sqlite_file_and_serves_the_flow(
             "Content-Type": "application/json",
         }
         modules = sorted(
-            p.name for p in (project / "app/modules").iterdir()
+            p.name
+            for p in (project / "app/modules").iterdir()
             if p.is_dir() and p.name not in ("auth", "__pycache__")
         )
         for module in modules:

@@ -36,9 +36,7 @@ def test_compose_file_is_valid(render: Render, database: str) -> None:
     assert {"api", "migrate"} <= set(config["services"])
     if database != "sqlite":
         assert "db" in config["services"]
-        assert config["services"]["migrate"]["depends_on"]["db"]["condition"] == (
-            "service_healthy"
-        )
+        assert config["services"]["migrate"]["depends_on"]["db"]["condition"] == ("service_healthy")
 
 
 def test_dockerfile_passes_hadolint(render: Render) -> None:
@@ -56,9 +54,15 @@ def test_github_workflow_matches_the_schema(render: Render, database: str) -> No
     project = render(database=database)
 
     result = subprocess.run(
-        [_bin("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         ".github/workflows/ci.yml"],
-        cwd=project, capture_output=True, text=True,
+        [
+            _bin("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            ".github/workflows/ci.yml",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

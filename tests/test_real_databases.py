@@ -57,7 +57,9 @@ def server_project(
 ) -> tuple[str, Path]:
     database: str = request.param
     root = copy_project(
-        template_repo, tmp_path_factory.mktemp(database) / "svc", database=database,
+        template_repo,
+        tmp_path_factory.mktemp(database) / "svc",
+        database=database,
         modules=MODULES,
     )
     return database, root
@@ -71,7 +73,15 @@ def test_the_generated_suite_passes_on_the_server(
 
     seed = str(uuid.uuid4().int % 2**32)  # a new order each run (pytest-randomly)
     result = run_in(
-        project_venv, project, "python", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+        project_venv,
+        project,
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
         f"--randomly-seed={seed}",
         env={"TEST_DATABASE_URL": url, "TEST_REDIS_URL": "redis://127.0.0.1:6379/15"},
     )

@@ -28,15 +28,34 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
     assert result.exit_code == 0, result.exception
     root = result.project_dir
     for relpath in [
-        "pyproject.toml", ".pre-commit-config.yaml", ".env.example", ".env", ".gitignore",
-        "alembic.ini", "README.md", "Dockerfile", "compose.yaml", ".github/workflows/ci.yml",
-        "app/main.py", "app/core/config.py", "app/core/exceptions.py", "app/core/logging.py",
-        "app/core/security.py", "app/db/session.py", "app/db/base.py",
-        "app/api/v1/router.py", "app/api/v1/dependencies.py", "app/api/v1/endpoints/auth.py",
-        "app/modules/auth/models.py", "app/modules/auth/schemas.py",
-        "app/modules/auth/service.py", "tests/__init__.py", "tests/conftest.py",
+        "pyproject.toml",
+        ".pre-commit-config.yaml",
+        ".env.example",
+        ".env",
+        ".gitignore",
+        "alembic.ini",
+        "README.md",
+        "Dockerfile",
+        "compose.yaml",
+        ".github/workflows/ci.yml",
+        "app/main.py",
+        "app/core/config.py",
+        "app/core/exceptions.py",
+        "app/core/logging.py",
+        "app/core/security.py",
+        "app/db/session.py",
+        "app/db/base.py",
+        "app/api/v1/router.py",
+        "app/api/v1/dependencies.py",
+        "app/api/v1/endpoints/auth.py",
+        "app/modules/auth/models.py",
+        "app/modules/auth/schemas.py",
+        "app/modules/auth/service.py",
+        "tests/__init__.py",
+        "tests/conftest.py",
         "tests/unit/test_modules/test_auth_service.py",
-        "tests/integration/api/v1/test_auth_endpoints.py", "migrations/env.py",
+        "tests/integration/api/v1/test_auth_endpoints.py",
+        "migrations/env.py",
         "migrations/versions/0001_create_users.py",
         *(path.format(m="bookings") for path in MODULE_FILES),
     ]:
@@ -109,15 +128,18 @@ def test_migrations_chain_in_module_order(render: Render) -> None:
     root = render(modules=["bookings", "payments", "invoices"])
 
     versions = root / "migrations/versions"
-    assert 'down_revision: str | None = "0001_create_users"' in (
-        versions / "create_bookings.py"
-    ).read_text()
-    assert 'down_revision: str | None = "create_bookings"' in (
-        versions / "create_payments.py"
-    ).read_text()
-    assert 'down_revision: str | None = "create_payments"' in (
-        versions / "create_invoices.py"
-    ).read_text()
+    assert (
+        'down_revision: str | None = "0001_create_users"'
+        in (versions / "create_bookings.py").read_text()
+    )
+    assert (
+        'down_revision: str | None = "create_bookings"'
+        in (versions / "create_payments.py").read_text()
+    )
+    assert (
+        'down_revision: str | None = "create_payments"'
+        in (versions / "create_invoices.py").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,9 +189,7 @@ def test_optional_files_follow_the_switches(render: Render) -> None:
         ({"modules": "payments"}, "YAML list"),
     ],
 )
-def test_validators_reject_bad_answers(
-    copie: Any, answers: dict[str, Any], message: str
-) -> None:
+def test_validators_reject_bad_answers(copie: Any, answers: dict[str, Any], message: str) -> None:
     result = copie.copy(extra_answers=answers)
 
     assert result.exit_code != 0

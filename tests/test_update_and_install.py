@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import UV, SECRET, copy_project, git, make_template_repo, snapshot, uv_env
+from tests.conftest import SECRET, UV, copy_project, git, make_template_repo, snapshot, uv_env
 from wellnest.cli import app
 
 
@@ -78,15 +78,19 @@ def test_an_installed_wheel_renders_and_adds_modules(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [*UV, "build", "--wheel", "--out-dir", str(dist), str(repo)],
-        check=True, capture_output=True, env=uv_env(),
+        check=True,
+        capture_output=True,
+        env=uv_env(),
     )
     wheel = next(dist.glob("wellnest-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([*UV, "venv", "-q", "--python", sys.executable, str(venv)],
-                   check=True, env=uv_env())
+    subprocess.run(
+        [*UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=uv_env()
+    )
     subprocess.run(
         [*UV, "pip", "install", "-q", "--python", str(venv / "bin/python"), str(wheel)],
-        check=True, env=uv_env(),
+        check=True,
+        env=uv_env(),
     )
     work = tmp_path / "work"
     work.mkdir()
@@ -94,13 +98,15 @@ def test_an_installed_wheel_renders_and_adds_modules(tmp_path: Path) -> None:
     env.pop("PYTHONPATH", None)
 
     def run(*args: str, cwd: Path) -> str:
-        result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-    location = run(str(venv / "bin/python"), "-c", "import wellnest; print(wellnest.__file__)",
-                   cwd=work)
+    location = run(
+        str(venv / "bin/python"), "-c", "import wellnest; print(wellnest.__file__)", cwd=work
+    )
     assert location.startswith(str(venv))
     run(str(venv / "bin/wellnest"), "new", "svc", "--defaults", cwd=work)
     run(str(venv / "bin/wellnest"), "add-module", "payments", cwd=work / "svc" / "app")

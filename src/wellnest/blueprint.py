@@ -39,14 +39,12 @@ YIELD_RE = re.compile(
     re.DOTALL,
 )
 
-try:  # libyaml when present: several times faster to load copier.yml
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - pure-Python PyYAML
-    _Loader = yaml.SafeLoader
+# libyaml when present: several times faster to load copier.yml.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    return yaml.load(text, Loader=_Loader)
 
 
 def locate_root() -> Path:
@@ -73,7 +71,7 @@ class Blueprint:
 
     @property
     def template_dir(self) -> Path:
-        return self.root / self.config.get("_subdirectory", "")
+        return self.root / str(self.config.get("_subdirectory", ""))
 
     @property
     def answers_relpath(self) -> str:
@@ -225,4 +223,3 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 
 def _name_of(item: Any) -> Any:
     return item.get("name") if isinstance(item, Mapping) else item
-

@@ -49,9 +49,7 @@ def _version(value: bool) -> None:
 def main_callback(
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version."
-        ),
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """Scaffold FastAPI services with Copier, then add and remove domain modules."""
@@ -91,26 +89,40 @@ def new(
     report.created_project(dest, answers)
 
 
-@app.command("add-module")
-def add_module(
-    name: Annotated[str, typer.Argument(help="snake_case plural, e.g. payments.")],
-    project: ProjectOption = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
-    ] = False,
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+]
+
+
+def _run_plan(
+    project: Path | None, name: str, *, adding: bool, dry_run: bool, force: bool = False
 ) -> None:
-    """Add a domain module: model, schemas, service, routes, tests, migration."""
+    """Plan the change, apply it unless this is a dry run, and report it."""
     from wellnest import operations, report
     from wellnest.blueprint import Blueprint
 
     try:
         found = operations.resolve_project(project)
-        plan = operations.plan_add(Blueprint.locate(), found, name)
+        blueprint = Blueprint.locate()
+        if adding:
+            plan = operations.plan_add(blueprint, found, name)
+        else:
+            plan = operations.plan_remove(blueprint, found, name, force)
         if not dry_run:
             plan.apply()
     except WellnestError as error:
         _fail(error)
-    report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=True)
+    report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=adding)
+
+
+@app.command("add-module")
+def add_module(
+    name: Annotated[str, typer.Argument(help="snake_case plural, e.g. payments.")],
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Add a domain module: model, schemas, service, routes, tests, migration."""
+    _run_plan(project, name, adding=True, dry_run=dry_run)
 
 
 @app.command("remove-module")
@@ -120,22 +132,10 @@ def remove_module(
     force: Annotated[
         bool, typer.Option("--force", help="Remove files even if they were edited.")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
-    ] = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Undo add-module: files, registry lines, answers entry and migration."""
-    from wellnest import operations, report
-    from wellnest.blueprint import Blueprint
-
-    try:
-        found = operations.resolve_project(project)
-        plan = operations.plan_remove(Blueprint.locate(), found, name, force)
-        if not dry_run:
-            plan.apply()
-    except WellnestError as error:
-        _fail(error)
-    report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=False)
+    _run_plan(project, name, adding=False, dry_run=dry_run, force=force)
 
 
 @app.command("modules")
@@ -155,4 +155,3 @@ def list_modules(project: ProjectOption = None) -> None:
 
 def main() -> None:
     app()
-

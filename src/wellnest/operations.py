@@ -94,9 +94,7 @@ def plan_add(blueprint: Blueprint, project: Project, name: str) -> Plan:
         raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
 
     plan = Plan(project.root)
-    plan.create = blueprint.module_files(
-        new_context, name, overrides={"down_revision": heads[0]}
-    )
+    plan.create = blueprint.module_files(new_context, name, overrides={"down_revision": heads[0]})
     ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)
     plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, modules)
@@ -171,11 +169,15 @@ class ModuleStatus:
 
 def module_statuses(project: Project) -> list[ModuleStatus]:
     modules_dir = project.root / "app" / "modules"
-    folders = {
-        p.name
-        for p in modules_dir.iterdir()
-        if p.is_dir() and p.name != "auth" and not p.name.startswith(("_", "."))
-    } if modules_dir.is_dir() else set()
+    folders = (
+        {
+            p.name
+            for p in modules_dir.iterdir()
+            if p.is_dir() and p.name != "auth" and not p.name.startswith(("_", "."))
+        }
+        if modules_dir.is_dir()
+        else set()
+    )
     base = _safe_read(project, "app/db/base.py")
     router = _safe_read(project, "app/api/v1/router.py")
     names = list(dict.fromkeys([*project.module_names, *sorted(folders)]))

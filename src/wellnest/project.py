@@ -32,10 +32,7 @@ class Project:
         for folder in (start, *start.parents):
             if (folder / ANSWERS_FILE).is_file():
                 return cls(folder, _read_answers(folder / ANSWERS_FILE))
-        msg = (
-            f"not inside a wellnest project: no {ANSWERS_FILE} in {start} "
-            "or any parent folder"
-        )
+        msg = f"not inside a wellnest project: no {ANSWERS_FILE} in {start} or any parent folder"
         raise WellnestError(msg)
 
     @property
@@ -63,8 +60,7 @@ def _read_answers(path: Path) -> dict[str, Any]:
         raise WellnestError(f"{path.name} is corrupt: expected a mapping of answers")
     modules = answers.get("modules")
     if not isinstance(modules, list) or not all(
-        isinstance(entry, str) or (isinstance(entry, dict) and "name" in entry)
-        for entry in modules
+        isinstance(entry, str) or (isinstance(entry, dict) and "name" in entry) for entry in modules
     ):
         raise WellnestError(f"{path.name} is corrupt: `modules` must be a list of names")
     return answers

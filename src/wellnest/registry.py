@@ -41,15 +41,12 @@ def _shape(line: str, names: Iterable[str]) -> re.Pattern[str] | None:
     if len(pieces) == 1:
         return None
     pattern = "".join(
-        r"([A-Za-z_]\w*)" if index % 2 else re.escape(piece)
-        for index, piece in enumerate(pieces)
+        r"([A-Za-z_]\w*)" if index % 2 else re.escape(piece) for index, piece in enumerate(pieces)
     )
     return re.compile(pattern)
 
 
-def insert_lines(
-    source: str, lines: list[str], names: Mapping[str, str], relpath: str
-) -> str:
+def insert_lines(source: str, lines: list[str], names: Mapping[str, str], relpath: str) -> str:
     """Insert each line beside its siblings; a line already present is left alone."""
     result = source.splitlines(keepends=True)
     if result and not result[-1].endswith("\n"):

@@ -60,7 +60,9 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
 
 
 def created_project(dest: Path, answers: dict[str, Any]) -> None:
-    modules = ", ".join(str(m if isinstance(m, str) else m.get("name")) for m in answers.get("modules", []))
+    modules = ", ".join(
+        str(m if isinstance(m, str) else m.get("name")) for m in answers.get("modules", [])
+    )
     console.print(
         f"[bold green]Created {answers.get('project_name', dest.name)}[/] in {dest} "
         f"(database: {answers.get('database')}; modules: auth{', ' + modules if modules else ''})."

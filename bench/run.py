@@ -605,6 +605,9 @@ def main() -> None:
     parser.add_argument("--database", choices=["auto", "postgresql", "sqlite"], default="auto")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
+    # Users' Pythons cache bytecode; some sandboxes and CI images switch that off,
+    # which would make every timed run recompile everything it imports.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="wellnest-bench-") as tmp:
         bench = Bench(sizes, Path(tmp), args.database)
         log("building and installing the wellnest wheel")

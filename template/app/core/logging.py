@@ -2,6 +2,9 @@
 
 import logging
 
+import anyio
+import fastapi
+import starlette
 from rich.logging import RichHandler
 
 
@@ -13,6 +16,8 @@ def setup_logging(level: str = "INFO") -> None:
     root.handlers = []
     handler = RichHandler(
         rich_tracebacks=True,
+        # Framework frames add length, not insight: show the app's own code.
+        tracebacks_suppress=[anyio, fastapi, starlette],
         markup=False,  # opt in per message with extra={"markup": True}
         show_time=True,
         show_path=False,

@@ -400,3 +400,63 @@ def test_modules_lists_and_flags_drift(render: Render) -> None:
     assert "Drift" in output
     assert "not registered in app/api/v1/router.py" in output
     assert "stray" in output
+
+
+# ---- new -----------------------------------------------------------------------------
+
+
+def test_new_renders_with_the_given_answers(tmp_path: Path) -> None:
+    dest = tmp_path / "billing"
+
+    code, output = wellnest(
+        "new",
+        str(dest),
+        "--name",
+        "Billing API",
+        "--database",
+        "postgresql",
+        "--module",
+        "invoices",
+        "--module",
+        "people",
+        "--defaults",
+    )
+
+    assert code == 0, output
+    assert "uv run pytest" in output
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert answers["project_name"] == "Billing API"
+    assert answers["project_slug"] == "billing-api"
+    assert answers["database"] == "postgresql"
+    assert answers["modules"] == ["invoices", {"name": "people", "singular": "person"}]
+    assert (dest / "app/modules/people/models.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database", "oracle"], "--database must be one of"),
+        (["--module", "Bad-Name"], "snake_case"),
+        (["--module", "x", "--module", "x"], "listed twice"),
+    ],
+)
+def test_new_refuses_bad_answers_and_writes_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    dest = tmp_path / "svc"
+
+    code, output = wellnest("new", str(dest), "--defaults", *args)
+
+    assert code == 2
+    assert message in output
+    assert not dest.exists()
+
+
+def test_new_refuses_a_non_empty_destination(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+
+    code, output = wellnest("new", str(tmp_path), "--defaults")
+
+    assert code == 1
+    assert "not empty" in output
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

@@ -401,6 +401,14 @@ def test_modules_lists_and_flags_drift(render: Render) -> None:
     assert "not registered in app/api/v1/router.py" in output
     assert "stray" in output
 
+    (project / "app/db/base.py").write_text(
+        (project / "app/db/base.py").read_text()
+        + "from app.modules.ghosts.models import Ghost  # noqa: E402, F401\n"
+    )
+    code, output = wellnest("modules", "--project", str(project))
+    assert code == 1
+    assert "ghosts: no folder in app/modules" in output
+
 
 # ---- new -----------------------------------------------------------------------------
 

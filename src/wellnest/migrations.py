@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,19 +26,25 @@ def read_revisions(root: Path) -> list[Revision]:
     return revisions
 
 
+# `revision = "abc"` / `down_revision: str | None = ("a", "b")`, at the start of a line.
+_ASSIGNMENT = re.compile(
+    r"^(?P<name>revision|down_revision)\s*(?::[^=\n]+)?=\s*(?P<value>.+)$", re.MULTILINE
+)
+
+
 def parse_revision(path: Path) -> Revision | None:
+    """The revision ids a script declares, read as text: parsing or importing every
+    script would make add-module slower the more migrations a project has."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
     values: dict[str, object] = {}
-    for node in tree.body:
-        target, value = _assignment(node)
-        if target in ("revision", "down_revision") and value is not None:
-            try:
-                values[target] = ast.literal_eval(value)
-            except ValueError:
-                return None
+    for match in _ASSIGNMENT.finditer(text):
+        if match["name"] not in values:
+            values[match["name"]] = _literal(match["value"])
+    if any(value is _UNREADABLE for value in values.values()):
+        values = _parsed_values(text)  # e.g. a tuple over several lines
     revision = values.get("revision")
     if not isinstance(revision, str):
         return None
@@ -49,6 +56,34 @@ def parse_revision(path: Path) -> Revision | None:
     else:
         downs = ()
     return Revision(revision, downs, path)
+
+
+_UNREADABLE = object()
+
+
+def _literal(source: str) -> object:
+    for candidate in (source, source.split("#")[0]):
+        try:
+            return ast.literal_eval(candidate.strip())
+        except (ValueError, SyntaxError):
+            continue
+    return _UNREADABLE
+
+
+def _parsed_values(text: str) -> dict[str, object]:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    values: dict[str, object] = {}
+    for node in tree.body:
+        target, value = _assignment(node)
+        if target in ("revision", "down_revision") and value is not None:
+            try:
+                values[target] = ast.literal_eval(value)
+            except ValueError:
+                return {}
+    return values
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:

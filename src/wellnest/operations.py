@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ class ModuleStatus:
         if not self.in_answers:
             problems.append("not listed in .copier-answers.yml")
         if not self.has_folder:
-            problems.append("folder app/modules missing")
+            problems.append("no folder in app/modules")
         if not self.in_base:
             problems.append("not registered in app/db/base.py")
         if not self.in_router:
@@ -180,7 +181,8 @@ def module_statuses(project: Project) -> list[ModuleStatus]:
     )
     base = _safe_read(project, "app/db/base.py")
     router = _safe_read(project, "app/api/v1/router.py")
-    names = list(dict.fromkeys([*project.module_names, *sorted(folders)]))
+    registered = {*_BASE_IMPORT.findall(base), *_ROUTER_INCLUDE.findall(router)} - {"auth"}
+    names = list(dict.fromkeys([*project.module_names, *sorted(folders | registered)]))
     return [
         ModuleStatus(
             name=name,
@@ -191,6 +193,10 @@ def module_statuses(project: Project) -> list[ModuleStatus]:
         )
         for name in names
     ]
+
+
+_BASE_IMPORT = re.compile(r"^from app\.modules\.(\w+)\.models import", re.MULTILINE)
+_ROUTER_INCLUDE = re.compile(r"include_router\((\w+)\.router")
 
 
 def _registers_router(router: str, name: str) -> bool:

@@ -111,51 +111,29 @@ class Bench:
 
     # ---- environments -------------------------------------------------------------
 
-    def install_wellnest(self) -> Path:
-        """wellnest as users get it: a wheel in a fresh virtual environment."""
-        dist = self.work / "dist"
-        run([*UV, "build", "--wheel", "--out-dir", str(dist), str(REPO)], env=uv_env())
-        venv = self.work / "wellnest-venv"
+    def venv(self, name: str, *requirements: str) -> Path:
+        """A fresh virtual environment with `requirements` installed; its bin folder.
+
+        Bytecode is compiled at install time, as pip does: timings then measure
+        runs, not a first run's compilation."""
+        venv = self.work / name
         run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], env=uv_env())
-        wheel = next(dist.glob("wellnest-*.whl"))
-        # Compile bytecode at install time, as pip does: timings then measure runs,
-        # not the first run's compilation.
+        python = str(venv / "bin" / "python")
         run(
-            [
-                *UV,
-                "pip",
-                "install",
-                "-q",
-                "--compile-bytecode",
-                "--python",
-                str(venv / "bin/python"),
-                str(wheel),
-            ],
+            [*UV, "pip", "install", "-q", "--compile-bytecode", "--python", python, *requirements],
             env=uv_env(),
         )
         return venv / "bin"
 
+    def install_wellnest(self) -> Path:
+        """wellnest as users get it: a wheel in a fresh virtual environment."""
+        dist = self.work / "dist"
+        run([*UV, "build", "--wheel", "--out-dir", str(dist), str(REPO)], env=uv_env())
+        return self.venv("wellnest-venv", str(next(dist.glob("wellnest-*.whl"))))
+
     def project_venv(self, project: Path) -> Path:
-        venv = self.work / "service-venv"
-        run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], env=uv_env())
-        run(
-            [
-                *UV,
-                "pip",
-                "install",
-                "-q",
-                "--compile-bytecode",
-                "--python",
-                str(venv / "bin/python"),
-                "-r",
-                str(project / "pyproject.toml"),
-                "--group",
-                f"{project / 'pyproject.toml'}:dev",
-                "httpx",
-            ],
-            env=uv_env(),
-        )
-        return venv / "bin"
+        pyproject = str(project / "pyproject.toml")
+        return self.venv("service-venv", "-r", pyproject, "--group", f"{pyproject}:dev", "httpx")
 
     # ---- 1. generator ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from rich.tree import Tree
 
 from wellnest.changes import Plan
 from wellnest.operations import ModuleStatus
+from wellnest.project import module_name
 
 console = Console(highlight=False)
 
@@ -30,16 +31,15 @@ def _tree(label: str, paths: list[str], style: str) -> Tree:
 
 
 def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
-    verb = "Would" if dry_run else ""
-    if plan.create:
-        title = f"{verb} create".strip().capitalize()
-        console.print(_tree(f"{title} ({len(plan.create)} files)", list(plan.create), "green"))
-    if plan.delete:
-        title = f"{verb} delete".strip().capitalize()
-        console.print(_tree(f"{title} ({len(plan.delete)} files)", list(plan.delete), "red"))
-    if plan.modify:
-        title = f"{verb} change".strip().capitalize()
-        console.print(_tree(title, list(plan.modify), "yellow"))
+    prefix = "Would " if dry_run else ""
+    for verb, paths, style in (
+        ("create", plan.create, "green"),
+        ("delete", plan.delete, "red"),
+        ("change", plan.modify, "yellow"),
+    ):
+        if paths:
+            title = f"{prefix}{verb} ({len(paths)} files)".capitalize()
+            console.print(_tree(title, list(paths), style))
     if dry_run:
         from rich.syntax import Syntax  # pulls in pygments: only dry runs need it
 
@@ -60,9 +60,7 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
 
 
 def created_project(dest: Path, answers: dict[str, Any]) -> None:
-    modules = ", ".join(
-        str(m if isinstance(m, str) else m.get("name")) for m in answers.get("modules", [])
-    )
+    modules = ", ".join(module_name(entry) for entry in answers.get("modules", []))
     console.print(
         f"[bold green]Created {answers.get('project_name', dest.name)}[/] in {dest} "
         f"(database: {answers.get('database')}; modules: auth{', ' + modules if modules else ''})."

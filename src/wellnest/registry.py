@@ -56,17 +56,21 @@ def insert_lines(source: str, lines: list[str], names: Mapping[str, str], relpat
         if line in stripped:
             continue
         shape = _shape(line, names.values())
-        if shape is None:
-            continue
-        key = _key(shape, line)
-        siblings = [
-            (index, _key(shape, text))
-            for index, text in enumerate(stripped)
-            if shape.fullmatch(text)
-        ]
-        if not siblings:
+        siblings = (
+            [
+                (index, _key(shape, text))
+                for index, text in enumerate(stripped)
+                if shape.fullmatch(text)
+            ]
+            if shape is not None
+            else []
+        )
+        # A line without siblings (or without the module's names) has no place we can
+        # infer; skipping it would silently leave the project unlike a fresh copy.
+        if shape is None or not siblings:
             msg = f"cannot tell where {line.strip()!r} goes in {relpath}; add it by hand"
             raise WellnestError(msg)
+        key = _key(shape, line)
         later = [index for index, sibling in siblings if sibling > key]
         position = later[0] if later else siblings[-1][0] + 1
         result.insert(position, line + "\n")

@@ -81,10 +81,12 @@ class Blueprint:
     def env(self) -> SandboxedEnvironment:
         # The settings copier builds its environment with (copier/_main.py: jinja_env).
         envops = {"keep_trailing_newline": True, **self.config.get("_envops", {})}
+        # Rooted, like copier's loader, at the folder holding copier.yml, so that
+        # copier.yml's `{% from 'includes/...' import ... %}` resolves the same way.
         loader = ChoiceLoader(
             [
                 FunctionLoader(self._strings.get),  # "string:<sha1>" names
-                FileSystemLoader(self.template_dir),
+                FileSystemLoader(self.root),
             ]
         )
         return SandboxedEnvironment(
@@ -144,10 +146,14 @@ class Blueprint:
     def render_file(self, relpath: str, context: Mapping[str, Any]) -> str:
         """Render one template file (path relative to template/, with its suffix)."""
         try:
-            template = self.env.get_template(relpath)
+            template = self.env.get_template(self._loader_name(relpath))
             return template.render(**context)
         except TemplateError as exc:
             raise WellnestError(f"the template {relpath} failed to render: {exc}") from exc
+
+    def _loader_name(self, relpath: str) -> str:
+        subdirectory = str(self.config.get("_subdirectory", "")).strip("/")
+        return f"{subdirectory}/{relpath}" if subdirectory else relpath
 
     def render_answers(self, answers: Mapping[str, Any]) -> str:
         source = "{{_copier_conf.answers_file}}" + SUFFIX

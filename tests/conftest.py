@@ -34,12 +34,13 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def make_template_repo(dest: Path) -> Path:
-    """The template as committed by a user: copier.yml and template/, tagged v0.1.0."""
+    """The template as committed by a user: copier.yml, includes/ and template/, tagged v0.1.0."""
     dest.mkdir(parents=True)
     shutil.copy2(REPO / "copier.yml", dest / "copier.yml")
-    shutil.copytree(
-        REPO / "template", dest / "template", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("includes", "template"):
+        shutil.copytree(
+            REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "template")

@@ -38,9 +38,7 @@ def make_template_repo(dest: Path) -> Path:
     dest.mkdir(parents=True)
     shutil.copy2(REPO / "copier.yml", dest / "copier.yml")
     for folder in ("includes", "template"):
-        shutil.copytree(
-            REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "template")
@@ -53,7 +51,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_template_repo(tmp_path_factory.mktemp("tpl") / "wellnest-template")
 
 
-def copy_project(src: Path, dest: Path, **answers: Any) -> Path:
+def copy_project(src: Path, dest: Path, vcs_ref: str | None = None, **answers: Any) -> Path:
     from copier import run_copy
 
     run_copy(
@@ -63,6 +61,7 @@ def copy_project(src: Path, dest: Path, **answers: Any) -> Path:
         defaults=True,
         unsafe=False,
         quiet=True,
+        vcs_ref=vcs_ref,
     )
     return dest
 

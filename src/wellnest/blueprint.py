@@ -171,6 +171,37 @@ class Blueprint:
                     found.append(relpath)
         return sorted(found)
 
+    @cached_property
+    def _shared_sources(self) -> list[PurePosixPath]:
+        """Rendered files outside the per-module yields: the ones whose content can
+        depend on the modules' fields (shared helpers rendered only when used)."""
+        skipped = {self.answers_relpath, *self.config.get("_skip_if_exists", [])}
+        found = []
+        for folder, _dirs, files in os.walk(self.template_dir):
+            for name in files:
+                relpath = PurePosixPath(
+                    Path(folder, name).relative_to(self.template_dir).as_posix()
+                )
+                if not name.endswith(SUFFIX) or relpath in self._yield_paths:
+                    continue
+                if (
+                    "_copier_conf" in str(relpath)
+                    or relpath.as_posix().removesuffix(SUFFIX) in skipped
+                ):
+                    continue
+                found.append(relpath)
+        return sorted(found)
+
+    def shared_files(self, context: Mapping[str, Any]) -> dict[str, bytes]:
+        """Every rendered file that no module yields: rendered path -> content."""
+        files: dict[str, bytes] = {}
+        for source in self._shared_sources:
+            parts = [self.render_string(part, context) for part in source.parts]
+            if all(parts):  # copier skips a path with any part rendered empty
+                target = "/".join(parts).removesuffix(SUFFIX)
+                files[target] = self.render_file(str(source), context).encode()
+        return files
+
     def module_files(
         self,
         context: Mapping[str, Any],

@@ -67,7 +67,12 @@ def new(
     ] = None,
     module: Annotated[
         list[str] | None,
-        typer.Option("--module", "-m", help="A domain module; repeat for several."),
+        typer.Option(
+            "--module",
+            "-m",
+            help="A domain module, optionally with fields: -m 'payments amount:decimal=12,2'."
+            " Repeat for several.",
+        ),
     ] = None,
     defaults: Annotated[
         bool, typer.Option("--defaults", help="Accept every default; ask nothing.")
@@ -95,7 +100,13 @@ DryRunOption = Annotated[
 
 
 def _run_plan(
-    project: Path | None, name: str, *, adding: bool, dry_run: bool, force: bool = False
+    project: Path | None,
+    name: str,
+    *,
+    adding: bool,
+    dry_run: bool,
+    force: bool = False,
+    fields: list[str] | None = None,
 ) -> None:
     """Plan the change, apply it unless this is a dry run, and report it."""
     from wellnest import operations, report
@@ -105,7 +116,7 @@ def _run_plan(
         found = operations.resolve_project(project)
         blueprint = Blueprint.locate()
         if adding:
-            plan = operations.plan_add(blueprint, found, name)
+            plan = operations.plan_add(blueprint, found, name, fields or ())
         else:
             plan = operations.plan_remove(blueprint, found, name, force)
         if not dry_run:
@@ -118,11 +129,19 @@ def _run_plan(
 @app.command("add-module")
 def add_module(
     name: Annotated[str, typer.Argument(help="snake_case plural, e.g. payments.")],
+    fields: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Fields as NAME:TYPE[=ARGS][:MODIFIER]..., e.g. amount:decimal=12,2 "
+            "currency:str=3 booking:ref=bookings (see docs/fields.md).",
+            show_default=False,
+        ),
+    ] = None,
     project: ProjectOption = None,
     dry_run: DryRunOption = False,
 ) -> None:
     """Add a domain module: model, schemas, service, routes, tests, migration."""
-    _run_plan(project, name, adding=True, dry_run=dry_run)
+    _run_plan(project, name, adding=True, dry_run=dry_run, fields=fields)
 
 
 @app.command("remove-module")

@@ -30,7 +30,14 @@ def create(
             raise UsageError(f"--database must be one of: {', '.join(choices)}")
         data["database"] = database
     if modules is not None:
-        entries = [module_entry(blueprint, {}, module) for module in modules]
+        entries: list[Any] = []
+        for module in modules:
+            # "payments amount:decimal=12,2 ...": a name, then its fields.
+            name, *fields = module.split() or [""]
+            message = blueprint.validate("modules", {"modules": [*entries, name]})
+            if message:
+                raise UsageError(message)
+            entries.append(module_entry(blueprint, {}, name, fields, earlier=entries))
         message = blueprint.validate("modules", {"modules": entries})
         if message:
             raise UsageError(message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,22 +15,43 @@ from wellnest.errors import UsageError, WellnestError
 from wellnest.project import Project, module_name
 
 
-def module_entry(blueprint: Blueprint, answers: dict[str, Any], name: str) -> Any:
-    """The `modules` entry for a new module: its name, plus its singular when the
-    template's regular rule would get it wrong."""
+def module_entry(
+    blueprint: Blueprint,
+    answers: dict[str, Any],
+    name: str,
+    fields: Sequence[str] = (),
+    earlier: Sequence[Any] = (),
+) -> Any:
+    """The `modules` entry for a new module: its name, its singular when the
+    template's regular rule would get it wrong, and its fields in canonical form.
+
+    `earlier` are the entries listed before it (a ref may only point back). The
+    fields are checked by copier.yml's own validator, which names the bad field.
+    """
     expected = naming.singular(name)
     context = blueprint.context({**answers, "modules": [name]})
-    if context["module_specs"][0]["singular"] == expected:
-        return name
-    return {"name": name, "singular": expected}
+    entry: dict[str, Any] = {"name": name}
+    if context["module_specs"][0]["singular"] != expected:
+        entry["singular"] = expected
+    if fields:
+        entry["fields"] = list(fields)
+        modules = [*earlier, entry]
+        message = blueprint.validate("modules", {**answers, "modules": modules})
+        if message:
+            raise UsageError(message)
+        specs = blueprint.context({**answers, "modules": modules})["module_specs"]
+        # The canonical spec: what `wellnest modules` prints, and what copier stores.
+        entry["fields"] = [field["spec"] for field in specs[-1]["fields"]]
+    return entry if len(entry) > 1 else name
 
 
-def check_name(blueprint: Blueprint, answers: dict[str, Any], name: str) -> None:
+def check_name(blueprint: Blueprint, answers: dict[str, Any], entry: Any) -> None:
     """copier.yml's validator, plus the checks only a project on disk can make."""
-    existing = [module_name(entry) for entry in answers["modules"]]
+    name = module_name(entry)
+    existing = [module_name(item) for item in answers["modules"]]
     if name in existing:
         raise WellnestError(f"module '{name}' already exists in this project")
-    message = blueprint.validate("modules", {**answers, "modules": [*existing, name]})
+    message = blueprint.validate("modules", {**answers, "modules": [*answers["modules"], entry]})
     if message:
         raise UsageError(message)
 
@@ -60,6 +82,49 @@ def _registry_plan(
     return changes
 
 
+def _knock_on(
+    blueprint: Blueprint,
+    project: Project,
+    old_context: dict[str, Any],
+    new_context: dict[str, Any],
+    name: str,
+    plan: Plan,
+) -> None:
+    """Files outside the module itself that the template renders differently with
+    it: shared helpers a field type needs (exact decimals, JSON documents) and the
+    modules it references (their delete answers 409 while referenced). Each is
+    changed as `copier update` would, but only if nobody edited it since."""
+    old_files = blueprint.shared_files(old_context)
+    new_files = blueprint.shared_files(new_context)
+    old_specs = {spec["name"]: spec for spec in old_context["module_specs"]}
+    for spec in new_context["module_specs"]:
+        other = spec["name"]
+        if other != name and other in old_specs and old_specs[other] != spec:
+            old_files.update(blueprint.module_files(old_context, other))
+            new_files.update(blueprint.module_files(new_context, other))
+    skip = {*registry.REGISTRY_FILES, *plan.create, *plan.delete}
+    for relpath in sorted({*old_files, *new_files} - skip):
+        old, new = old_files.get(relpath), new_files.get(relpath)
+        if old == new:
+            continue
+        path = project.root / relpath
+        current = path.read_bytes() if path.is_file() else None
+        if current == new:
+            continue
+        if current != old:
+            msg = (
+                f"{relpath} was edited since it was rendered, and module '{name}' needs "
+                "to change it; undo the edit (see --dry-run for the change) and retry"
+            )
+            raise WellnestError(msg)
+        if new is None:
+            plan.delete[relpath] = old or b""
+        elif old is None:
+            plan.create[relpath] = new
+        else:
+            plan.modify[relpath] = (old, new)
+
+
 def _answers_change(
     blueprint: Blueprint, project: Project, modules: list[Any]
 ) -> tuple[bytes, bytes]:
@@ -74,9 +139,11 @@ def _find_spec(context: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
-def plan_add(blueprint: Blueprint, project: Project, name: str) -> Plan:
+def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence[str] = ()) -> Plan:
     answers = project.answers
-    check_name(blueprint, answers, name)
+    check_name(blueprint, answers, name)  # the name first: fields are read against it
+    entry = module_entry(blueprint, answers, name, fields, earlier=project.modules)
+    check_name(blueprint, answers, entry)
     if project.exists(f"app/modules/{name}"):
         raise WellnestError(f"app/modules/{name} already exists but is not a registered module")
 
@@ -87,7 +154,7 @@ def plan_add(blueprint: Blueprint, project: Project, name: str) -> Plan:
         msg = f"expected one Alembic head in {migrations.VERSIONS_DIR}, found {found}"
         raise WellnestError(msg)
 
-    modules = [*project.modules, module_entry(blueprint, answers, name)]
+    modules = [*project.modules, entry]
     old_context = blueprint.context(answers)
     new_context = blueprint.context({**answers, "modules": modules})
     spec = _find_spec(new_context, name)
@@ -98,6 +165,7 @@ def plan_add(blueprint: Blueprint, project: Project, name: str) -> Plan:
     plan.create = blueprint.module_files(new_context, name, overrides={"down_revision": heads[0]})
     ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)
+    _knock_on(blueprint, project, old_context, new_context, name, plan)
     plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, modules)
     return plan
 
@@ -109,6 +177,9 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
     remaining = [e for e in project.modules if module_name(e) != name]
     context = blueprint.context(answers)
     spec = _find_spec(context, name)
+    if spec["referenced_by"]:
+        users = ", ".join(f"{ref['module']}.{ref['column']}" for ref in spec["referenced_by"])
+        raise WellnestError(f"module '{name}' is referenced by {users}; remove those first")
 
     revisions = migrations.read_revisions(project.root)
     own = next((rev for rev in revisions if rev.revision == spec["revision"]), None)
@@ -142,6 +213,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
 
     new_context = blueprint.context({**answers, "modules": remaining})
     plan.modify = _registry_plan(blueprint, project, new_context, context, spec, False)
+    _knock_on(blueprint, project, context, new_context, name, plan)
     plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, remaining)
     return plan
 
@@ -153,6 +225,7 @@ class ModuleStatus:
     has_folder: bool
     in_base: bool
     in_router: bool
+    fields: list[str]
 
     @property
     def problems(self) -> list[str]:
@@ -183,6 +256,11 @@ def module_statuses(project: Project) -> list[ModuleStatus]:
     router = _safe_read(project, "app/api/v1/router.py")
     registered = {*_BASE_IMPORT.findall(base), *_ROUTER_INCLUDE.findall(router)} - {"auth"}
     names = list(dict.fromkeys([*project.module_names, *sorted(folders | registered)]))
+    fields = {
+        module_name(entry): [str(spec) for spec in entry.get("fields") or []]
+        for entry in project.modules
+        if isinstance(entry, dict)
+    }
     return [
         ModuleStatus(
             name=name,
@@ -190,6 +268,7 @@ def module_statuses(project: Project) -> list[ModuleStatus]:
             has_folder=name in folders,
             in_base=f"app.modules.{name}.models" in base,
             in_router=_registers_router(router, name),
+            fields=fields.get(name, []),
         )
         for name in names
     ]

@@ -86,6 +86,10 @@ def modules(statuses: list[ModuleStatus]) -> bool:
             "[red]drift[/]" if status.problems else "[green]ok[/]",
         )
     console.print(table)
+    # The canonical specs, one line per module: the very arguments add-module takes.
+    for status in statuses:
+        if status.fields:
+            console.print(f"{status.name} {' '.join(status.fields)}", soft_wrap=True)
     if drifted:
         console.print("[bold red]Drift:[/]")
         for status in drifted:

@@ -1,0 +1,269 @@
+"""Field specs through both entry points: the invariant, canonical answers, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import REPO, Render, copy_project, make_template_repo, snapshot
+from wellnest.cli import app
+
+runner = CliRunner()
+
+# Every type and every modifier, across a chain payments -> refunds -> receipts.
+EVERY_TYPE = [
+    "amount:decimal=12,2",
+    "currency:str=3:index",
+    "status:enum=pending,paid,refunded:default=pending",
+    "booking:ref=bookings:opt:ondelete=setnull",
+    "code:str=20:uniq",
+    "paid_on:date:opt",
+    "meta:json:opt",
+    "token:uuid:default=new",
+    "settled_at:datetime:default=now",
+    "attempts:int:default=0",
+    "sequence:bigint:opt:uniq",
+    "captured:bool:default=true",
+    "notes:text:opt",
+]
+REFUNDS = ["payment:ref=payments:ondelete=cascade", "amount:decimal=10,2", "reason:str=200:opt"]
+RECEIPTS = ["refund:ref=refunds", "number:int:uniq", "order:str=10:index"]
+FIELD_MODULES: list[Any] = [
+    "bookings",
+    {"name": "payments", "fields": EVERY_TYPE},
+    {"name": "refunds", "fields": REFUNDS},
+    {"name": "receipts", "fields": RECEIPTS},
+]
+
+
+def add(project: Path, name: str, *fields: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["add-module", name, *fields, "--project", str(project)])
+    return result.exit_code, result.output
+
+
+def answers(project: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return loaded
+
+
+def test_add_module_with_fields_matches_a_fresh_copy(render: Render) -> None:
+    project = render(modules=["bookings"])
+    for entry in FIELD_MODULES[1:]:
+        code, output = add(project, entry["name"], *entry["fields"])
+        assert code == 0, output
+
+    expected = render(modules=FIELD_MODULES)
+    assert snapshot(project) == snapshot(expected)
+    assert answers(project)["modules"] == FIELD_MODULES
+
+
+def test_specs_are_stored_canonically_and_print_back(render: Render) -> None:
+    project = render(modules=["bookings"])
+
+    code, output = add(
+        project,
+        "payments",
+        "amount:decimal=12,2:index:opt",  # modifiers in any order
+        "label:str=255",  # the default length is left out
+        "booking:ref=bookings:ondelete=restrict",  # and so is the default action
+    )
+
+    assert code == 0, output
+    stored = answers(project)["modules"][1]["fields"]
+    assert stored == ["amount:decimal=12,2:opt:index", "label:str", "booking:ref=bookings"]
+    listed = runner.invoke(app, ["modules", "--project", str(project)]).output
+    for spec in stored:
+        assert spec in listed
+    # Re-running with what it printed gives the same answers.
+    again = render(modules=["bookings"])
+    assert add(again, "payments", *stored)[0] == 0
+    assert answers(again) == answers(project)
+
+
+def test_a_ref_changes_the_referenced_module_only_where_the_template_does(
+    render: Render,
+) -> None:
+    project = render(modules=["bookings", "invoices"])
+    before = snapshot(project)
+
+    code, output = add(project, "payments", "invoice:ref=invoices", "amount:decimal=8,2")
+
+    assert code == 0, output
+    after = snapshot(project)
+    changed = {path for path in before if before[path] != after.get(path)}
+    assert changed == {
+        ".copier-answers.yml",
+        "app/api/v1/router.py",
+        "app/db/base.py",
+        "app/db/types.py",  # ExactDecimal appears with the first decimal field
+        "app/modules/invoices/service.py",  # delete answers 409 while referenced
+        "app/api/v1/endpoints/invoices.py",  # and documents it
+    }
+    assert "ConflictError" in after["app/modules/invoices/service.py"].decode()
+
+    # Undo restores every byte, the shared helper included.
+    result = runner.invoke(app, ["remove-module", "payments", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(project) == before
+
+
+def test_a_referenced_module_cannot_be_removed(render: Render) -> None:
+    project = render(modules=["bookings", {"name": "payments", "fields": ["booking:ref=bookings"]}])
+    before = snapshot(project)
+
+    result = runner.invoke(app, ["remove-module", "bookings", "--project", str(project)])
+
+    assert result.exit_code == 1
+    assert "referenced by payments.booking_id" in result.output
+    assert snapshot(project) == before
+
+
+def test_an_edited_file_that_a_ref_must_change_is_refused(render: Render) -> None:
+    project = render(modules=["bookings", "invoices"])
+    service = project / "app/modules/invoices/service.py"
+    service.write_text(service.read_text() + "\n# ours\n")
+    before = snapshot(project)
+
+    code, output = add(project, "payments", "invoice:ref=invoices")
+
+    assert code == 1
+    assert "app/modules/invoices/service.py was edited" in output
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("amount:float", "unknown type 'float'"),
+        ("amount:decimal", "decimal needs precision and scale"),
+        ("amount:decimal=2,3", "must not exceed its precision"),
+        ("code:str=0", "str=N needs a length"),
+        ("status:enum", "enum needs its values"),
+        ("status:enum=a,a", "listed twice"),
+        ("status:enum=a,B", "must be a snake_case identifier"),
+        ("n:int:default=x", "is not a whole number"),
+        ("status:enum=a,b:default=c", "is not one of a, b"),
+        ("x:str:sorted", "unknown modifier 'sorted'"),
+        ("x:str:opt:opt", "given twice"),
+        ("booking:ref=bookings:ondelete=setnull", "needs opt"),
+        ("x:int:ondelete=cascade", "ondelete applies to refs only"),
+        ("other:ref=widgets", "must name a module listed before"),
+        ("parent:ref=payments", "cannot ref itself"),
+        ("owner_id:int", "is reserved"),
+        ("class:int", "is a Python keyword"),
+        ("price:decimal{10,2}", "may only use letters, digits"),
+    ],
+)
+def test_bad_specs_exit_2_with_one_line_and_write_nothing(
+    render: Render, spec: str, message: str
+) -> None:
+    project = render(modules=["bookings"])
+    before = snapshot(project)
+
+    code, output = add(project, "payments", "label:str", spec)
+
+    assert code == 2
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert message in lines[0]
+    assert "'payments'" in lines[0]
+    assert f"'{spec}'" in lines[0]
+    assert snapshot(project) == before
+
+
+def test_duplicate_field_names_are_refused(render: Render) -> None:
+    project = render(modules=["bookings"])
+    code, output = add(project, "payments", "booking:ref=bookings", "booking_id:int")
+    assert code == 2
+    assert "the name 'booking_id' is used twice" in output
+
+
+def test_plain_copier_rejects_a_bad_spec(tmp_path: Path, template_repo: Path) -> None:
+    with pytest.raises(ValueError, match="decimal needs precision and scale"):
+        copy_project(
+            template_repo,
+            tmp_path / "svc",
+            modules=["bookings", {"name": "payments", "fields": ["amount:decimal"]}],
+        )
+    assert not (tmp_path / "svc" / "app").exists()
+
+
+def test_new_takes_fields_after_the_module_name(tmp_path: Path, render: Render) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "new",
+            str(tmp_path / "svc"),
+            "--defaults",
+            "-m",
+            "bookings",
+            "-m",
+            "payments amount:decimal=12,2 booking:ref=bookings",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert answers(tmp_path / "svc")["modules"] == [
+        "bookings",
+        {"name": "payments", "fields": ["amount:decimal=12,2", "booking:ref=bookings"]},
+    ]
+
+
+# The last commit before fields existed: projects made with it must update with no diff.
+BEFORE_FIELDS = "edf42f7"
+
+
+def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None:
+    from copier import run_update
+
+    from tests.conftest import SECRET, git
+
+    if subprocess.run(
+        ["git", "cat-file", "-e", f"{BEFORE_FIELDS}^{{commit}}"], cwd=REPO, capture_output=True
+    ).returncode:
+        pytest.skip(f"this checkout has no history back to {BEFORE_FIELDS}")
+    old = tmp_path / "old-template"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", BEFORE_FIELDS, "copier.yml", "template"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    template = make_template_repo(tmp_path / "template")  # today's, tagged v0.1.0
+    for path in (template / "copier.yml", template / "includes", template / "template"):
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    subprocess.run(["cp", "-r", f"{old}/.", str(template)], check=True)
+    git(template, "add", "-A")
+    git(template, "commit", "-q", "-m", "before fields")
+    git(template, "tag", "v0.0.9")
+    project = copy_project(
+        template,
+        tmp_path / "svc",
+        database="postgresql",
+        modules=["bookings", "payments", {"name": "people", "singular": "person"}],
+        vcs_ref="v0.0.9",
+    )
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+    before = snapshot(project)
+
+    run_update(
+        str(project),
+        data={"secret_key": SECRET},
+        defaults=True,
+        overwrite=True,
+        unsafe=False,
+        quiet=True,
+        vcs_ref="v0.1.0",
+    )
+
+    after = snapshot(project)
+    changed = {path for path in {*before, *after} if before.get(path) != after.get(path)}
+    assert changed == {".copier-answers.yml"}  # only the recorded template version

@@ -172,6 +172,18 @@ class Bench:
             gen[f"add-module into {count} modules"] = timed(
                 [wellnest, "add-module", "zebras"], sizes.runs, prepare=prepare
             )
+        first = self.work / f"base{sizes.module_counts[0]}"
+
+        def prepare_fields(index: int) -> dict[str, Any]:
+            target = self.work / f"fields-{index}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(first, target)
+            return {"cwd": target}
+
+        # Not prefixed "add-module": the growth target reads those keys as module counts.
+        gen["ten fields: add-module"] = timed(
+            [wellnest, "add-module", "zebras", *TEN_FIELDS], sizes.runs, prepare=prepare_fields
+        )
         self.results["generator_seconds"] = gen
 
         target = self.work / "rss-add"
@@ -483,6 +495,21 @@ class Target:
         return self.at_least is not None and value >= self.at_least
 
 
+# Ten fields of as many types: what the fields target is measured with.
+TEN_FIELDS = [
+    "amount:decimal=12,2",
+    "currency:str=3:index",
+    "status:enum=pending,paid,refunded:default=pending",
+    "code:str=20:uniq",
+    "paid_on:date:opt",
+    "meta:json:opt",
+    "token:uuid:default=new",
+    "settled_at:datetime:default=now",
+    "captured:bool:default=true",
+    "notes:text:opt",
+]
+
+
 def _generator(key: str) -> Callable[[dict[str, Any]], float]:
     return lambda results: float(results["generator_seconds"][key])
 
@@ -492,6 +519,14 @@ TARGETS = [
     Target(
         "add-module 50 vs 1 modules (x)",
         lambda r: _add_module_growth(r["generator_seconds"]),
+        at_most=1.5,
+    ),
+    Target(
+        "add-module 10 fields vs none (x)",
+        lambda r: (
+            r["generator_seconds"]["ten fields: add-module"]
+            / r["generator_seconds"]["add-module into 1 modules"]
+        ),
         at_most=1.5,
     ),
     Target("wellnest --help (s)", _generator("wellnest --help"), at_most=0.3),

@@ -66,6 +66,22 @@ def copy_project(src: Path, dest: Path, vcs_ref: str | None = None, **answers: A
     return dest
 
 
+def update_project(project: Path, vcs_ref: str | None = None) -> None:
+    """`copier update` as a user runs it: defaults, conflicts inline, no --trust."""
+    from copier import run_update
+
+    run_update(
+        str(project),
+        data={"secret_key": SECRET},
+        defaults=True,
+        overwrite=True,
+        unsafe=False,
+        quiet=True,
+        conflict="inline",
+        vcs_ref=vcs_ref,
+    )
+
+
 @pytest.fixture
 def render(template_repo: Path, tmp_path: Path) -> Render:
     counter = iter(range(1000))

@@ -218,9 +218,7 @@ BEFORE_FIELDS = "edf42f7"
 
 
 def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None:
-    from copier import run_update
-
-    from tests.conftest import SECRET, git
+    from tests.conftest import git, update_project
 
     if subprocess.run(
         ["git", "cat-file", "-e", f"{BEFORE_FIELDS}^{{commit}}"], cwd=REPO, capture_output=True
@@ -254,15 +252,7 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
     git(project, "commit", "-q", "-m", "generated")
     before = snapshot(project)
 
-    run_update(
-        str(project),
-        data={"secret_key": SECRET},
-        defaults=True,
-        overwrite=True,
-        unsafe=False,
-        quiet=True,
-        vcs_ref="v0.1.0",
-    )
+    update_project(project, vcs_ref="v0.1.0")
 
     after = snapshot(project)
     changed = {path for path in {*before, *after} if before.get(path) != after.get(path)}

@@ -10,13 +10,19 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import SECRET, UV, copy_project, git, make_template_repo, snapshot, uv_env
+from tests.conftest import (
+    UV,
+    copy_project,
+    git,
+    make_template_repo,
+    snapshot,
+    update_project,
+    uv_env,
+)
 from wellnest.cli import app
 
 
 def test_copier_update_keeps_added_modules_and_user_edits(tmp_path: Path) -> None:
-    from copier import run_update
-
     template = make_template_repo(tmp_path / "template")
     project = copy_project(template, tmp_path / "service")
     git(project, "init", "-q", "-b", "main")
@@ -47,15 +53,7 @@ def test_copier_update_keeps_added_modules_and_user_edits(tmp_path: Path) -> Non
     git(template, "commit", "-q", "-m", "v2")
     git(template, "tag", "v0.2.0")
 
-    run_update(
-        str(project),
-        data={"secret_key": SECRET},
-        defaults=True,
-        overwrite=True,
-        unsafe=False,
-        quiet=True,
-        conflict="inline",
-    )
+    update_project(project)
 
     files = snapshot(project)
     assert not any(b"<<<<<<<" in data for data in files.values())

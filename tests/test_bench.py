@@ -35,6 +35,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "copier copy --defaults",
         "add-module into 1 modules",
         "render 1 modules (wellnest new)",
+        "ten fields: add-module",
     ):
         assert generator[key] > 0
     service = data["service"]
@@ -51,6 +52,8 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "wellnest new",
         "service worker after load",
     }
-    assert len(data["targets"]) == 10
+    names = [target["name"] for target in data["targets"]]
+    assert len(names) == 11
+    assert "add-module 10 fields vs none (x)" in names
     assert "target" in result.stdout
     assert "JSON:" in result.stdout

@@ -32,7 +32,7 @@ EVERY_TYPE = [
     "notes:text:opt",
 ]
 REFUNDS = ["payment:ref=payments:ondelete=cascade", "amount:decimal=10,2", "reason:str=200:opt"]
-RECEIPTS = ["refund:ref=refunds", "number:int:uniq", "order:str=10:index"]
+RECEIPTS = ["refund:ref=refunds", "slot:ref=bookings", "number:int:uniq", "order:str=10:index"]
 FIELD_MODULES: list[Any] = [
     "bookings",
     {"name": "payments", "fields": EVERY_TYPE},

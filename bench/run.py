@@ -620,6 +620,9 @@ def main() -> None:
     # which would make every timed run recompile everything it imports.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="wellnest-bench-") as tmp:
+        # The template history wellnest keeps for updates: in the scratch folder,
+        # not in the user's data folder.
+        os.environ["WELLNEST_HOME"] = str(Path(tmp, "wellnest-home"))
         bench = Bench(sizes, Path(tmp), args.database)
         log("building and installing the wellnest wheel")
         wellnest_bin = bench.install_wellnest()

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -72,6 +73,11 @@ class Blueprint:
     @property
     def template_dir(self) -> Path:
         return self.root / str(self.config.get("_subdirectory", ""))
+
+    def excluded(self, name: str) -> bool:
+        """copier.yml's `_exclude` for one file or folder name. Its patterns are bare
+        names (no slash), which git-style matching applies at every depth."""
+        return any(fnmatch(name, pattern) for pattern in self.config.get("_exclude", ()))
 
     @property
     def answers_relpath(self) -> str:
@@ -162,14 +168,19 @@ class Blueprint:
     @cached_property
     def _yield_paths(self) -> list[PurePosixPath]:
         found = []
-        for folder, _dirs, files in os.walk(self.template_dir):
-            for name in files:
-                relpath = PurePosixPath(
-                    Path(folder, name).relative_to(self.template_dir).as_posix()
-                )
-                if "{% yield" in str(relpath) or "{%- yield" in str(relpath):
-                    found.append(relpath)
+        for folder, name in self._walk():
+            relpath = PurePosixPath(Path(folder, name).relative_to(self.template_dir).as_posix())
+            if "{% yield" in str(relpath) or "{%- yield" in str(relpath):
+                found.append(relpath)
         return sorted(found)
+
+    def _walk(self) -> Iterator[tuple[str, str]]:
+        """(folder, file name) for every template file copier renders."""
+        for folder, dirs, files in os.walk(self.template_dir):
+            dirs[:] = [name for name in dirs if not self.excluded(name)]
+            for name in files:
+                if not self.excluded(name):
+                    yield folder, name
 
     @cached_property
     def _shared_sources(self) -> list[PurePosixPath]:
@@ -177,19 +188,13 @@ class Blueprint:
         depend on the modules' fields (shared helpers rendered only when used)."""
         skipped = {self.answers_relpath, *self.config.get("_skip_if_exists", [])}
         found = []
-        for folder, _dirs, files in os.walk(self.template_dir):
-            for name in files:
-                relpath = PurePosixPath(
-                    Path(folder, name).relative_to(self.template_dir).as_posix()
-                )
-                if not name.endswith(SUFFIX) or relpath in self._yield_paths:
-                    continue
-                if (
-                    "_copier_conf" in str(relpath)
-                    or relpath.as_posix().removesuffix(SUFFIX) in skipped
-                ):
-                    continue
-                found.append(relpath)
+        for folder, name in self._walk():
+            relpath = PurePosixPath(Path(folder, name).relative_to(self.template_dir).as_posix())
+            if not name.endswith(SUFFIX) or relpath in self._yield_paths:
+                continue
+            if "_copier_conf" in str(relpath) or relpath.as_posix().removesuffix(SUFFIX) in skipped:
+                continue
+            found.append(relpath)
         return sorted(found)
 
     def shared_files(self, context: Mapping[str, Any]) -> dict[str, bytes]:

@@ -109,12 +109,13 @@ def _run_plan(
     fields: list[str] | None = None,
 ) -> None:
     """Plan the change, apply it unless this is a dry run, and report it."""
-    from wellnest import operations, report
+    from wellnest import operations, report, store
     from wellnest.blueprint import Blueprint
 
     try:
         found = operations.resolve_project(project)
         blueprint = Blueprint.locate()
+        store.remember(blueprint)
         if adding:
             plan = operations.plan_add(blueprint, found, name, fields or ())
         else:
@@ -157,13 +158,34 @@ def remove_module(
     _run_plan(project, name, adding=False, dry_run=dry_run, force=force)
 
 
-@app.command("modules")
-def list_modules(project: ProjectOption = None) -> None:
-    """List the project's modules and flag drift between folders and registries."""
-    from wellnest import operations, report
+@app.command("update")
+def update(
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Update the project to this wellnest's template (copier update), and report conflicts."""
+    from wellnest import operations, report, updating
+    from wellnest.blueprint import Blueprint
 
     try:
         found = operations.resolve_project(project)
+        result = updating.update(found, Blueprint.locate(), dry_run=dry_run)
+    except WellnestError as error:
+        _fail(error)
+    report.update(result)
+    if result.conflicts:
+        raise typer.Exit(1)
+
+
+@app.command("modules")
+def list_modules(project: ProjectOption = None) -> None:
+    """List the project's modules and flag drift between folders and registries."""
+    from wellnest import operations, report, store
+    from wellnest.blueprint import Blueprint
+
+    try:
+        found = operations.resolve_project(project)
+        store.remember(Blueprint.locate())
         statuses = operations.module_statuses(found)
     except WellnestError as error:
         _fail(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from wellnest import store
 from wellnest.blueprint import Blueprint, load_yaml
 from wellnest.errors import UsageError, WellnestError
 from wellnest.operations import module_entry
@@ -46,11 +47,15 @@ def create(
     from copier import run_copy
     from copier.errors import CopierError
 
+    # Rendered from the template's history, never from the install folder: the
+    # answers then name a source and version that `copier update` can use.
+    source = store.sync(blueprint)
     try:
         run_copy(
-            str(blueprint.root),
+            source.recorded,
             str(dest),
             data=data,
+            vcs_ref=source.tag,
             defaults=defaults,
             unsafe=False,
             quiet=True,

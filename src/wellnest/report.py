@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.tree import Tree
 from wellnest.changes import Plan
 from wellnest.operations import ModuleStatus
 from wellnest.project import module_name
+from wellnest.updating import UpdateResult
 
 console = Console(highlight=False)
 
@@ -96,3 +98,26 @@ def modules(statuses: list[ModuleStatus]) -> bool:
             for problem in status.problems:
                 console.print(f"  {status.name}: {problem}", soft_wrap=True)
     return bool(drifted)
+
+
+def update(result: UpdateResult) -> None:
+    if result.up_to_date:
+        console.print(f"Already on template {result.new}; nothing to update.")
+        return
+    would = "would " if result.dry_run else ""
+    console.print(f"[bold]Template {result.old} → {result.new}[/]: {would}change")
+    for line in result.changed:
+        console.print(f"  {line}")
+    if result.conflicts:
+        # One line per file on stderr, so scripts and CI logs show exactly what is left.
+        for relpath in result.conflicts:
+            print(f"conflict: {relpath}", file=sys.stderr)
+        verdict = "would conflict" if result.dry_run else "needs resolving"
+        console.print(
+            f"[bold red]{len(result.conflicts)} file(s) {verdict}[/]: edit the "
+            "<<<<<<< / >>>>>>> blocks (or apply the .rej hunks), then commit."
+        )
+    elif result.dry_run:
+        console.print("[bold]Dry run:[/] nothing was written.")
+    else:
+        console.print("[bold green]Updated.[/] Review with `git diff`, then commit.")

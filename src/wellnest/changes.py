@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +30,24 @@ class Plan:
             )
         )
 
-    def apply(self) -> None:
-        """Write everything; on any failure put every touched path back as it was."""
+    def apply(self, label: str = "a change") -> None:
+        """Write everything; on any failure put every touched path back as it was.
+
+        A journal with every path's before-image is on disk before the first write
+        and removed after the last: if the process dies in between, the next wellnest
+        command in the project rolls the change back (`recover`).
+        """
         undo: list[tuple[Path, bytes | None]] = []
-        made_dirs: list[Path] = []
-        current = ""
+        made_dirs = _missing_parents(self.root, self.create)
+        current = JOURNAL
         try:
+            _write_journal(self, label, made_dirs)
+            for folder in made_dirs:
+                current = folder.relative_to(self.root).as_posix()
+                folder.mkdir()
             for relpath, data in self.create.items():
                 current = relpath
                 path = self.root / relpath
-                made_dirs.extend(_make_parents(path.parent))
                 undo.append((path, None))
                 _write(path, data)
             for relpath, (old, new) in self.modify.items():
@@ -50,33 +60,101 @@ class Plan:
                 path = self.root / relpath
                 undo.append((path, old))
                 path.unlink()
+            for relpath in self.delete:
+                _prune_empty_parents(self.root / relpath, self.root)
+            (self.root / JOURNAL).unlink()
         except OSError as exc:
             _rollback(undo, made_dirs)
+            (self.root / JOURNAL).unlink(missing_ok=True)
             reason = exc.strerror or str(exc)
             msg = f"could not write {current}: {reason}; nothing was changed"
             raise WellnestError(msg) from exc
-        for relpath in self.delete:
-            _prune_empty_parents(self.root / relpath, self.root)
 
 
-def _write(path: Path, data: bytes) -> None:
+JOURNAL = ".wellnest-journal.json"
+
+
+def _missing_parents(root: Path, relpaths: dict[str, bytes]) -> list[Path]:
+    missing: list[Path] = []
+    for relpath in relpaths:
+        folder = (root / relpath).parent
+        chain = []
+        while not folder.exists() and folder not in missing:
+            chain.append(folder)
+            folder = folder.parent
+        missing.extend(reversed(chain))
+    return missing
+
+
+def _write_journal(plan: Plan, label: str, made_dirs: list[Path]) -> None:
+    entries = [
+        *({"path": relpath, "before": None} for relpath in plan.create),
+        *({"path": relpath, "before": _b64(old)} for relpath, (old, _) in plan.modify.items()),
+        *({"path": relpath, "before": _b64(old)} for relpath, old in plan.delete.items()),
+    ]
+    record = {
+        "label": label,
+        "entries": entries,
+        "dirs": [folder.relative_to(plan.root).as_posix() for folder in made_dirs],
+    }
+    _write(plan.root / JOURNAL, json.dumps(record).encode(), durable=True)
+
+
+def recover(root: Path) -> str | None:
+    """Roll back a change a killed wellnest left half done; say what was done."""
+    path = root / JOURNAL
+    (root / f".{JOURNAL}.wellnest-tmp").unlink(missing_ok=True)  # died writing it
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        entries = [(str(e["path"]), e["before"]) for e in record["entries"]]
+        dirs = [root / str(folder) for folder in record["dirs"]]
+        label = str(record["label"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        msg = f"{JOURNAL} (left by an interrupted wellnest command) is unreadable: {exc}"
+        raise WellnestError(msg) from exc
+    try:
+        for relpath, before in reversed(entries):
+            target = root / relpath
+            target.with_name(f".{target.name}.wellnest-tmp").unlink(missing_ok=True)
+            if before is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write(target, base64.b64decode(before))
+        for folder in reversed(dirs):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        path.unlink()
+    except OSError as exc:
+        msg = f"could not roll back the interrupted {label}: {exc.strerror or exc}"
+        raise WellnestError(msg) from exc
+    return f"rolled back an interrupted {label} ({len(entries)} files put back as they were)"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _write(path: Path, data: bytes, *, durable: bool = False) -> None:
     # Write beside the target, then rename: a file is either old or new, never half.
     temporary = path.with_name(f".{path.name}.wellnest-tmp")
     try:
-        temporary.write_bytes(data)
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
+        if durable:  # the rename itself must survive a crash too
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir()
-    return missing[::-1]
 
 
 def _rollback(undo: list[tuple[Path, bytes | None]], made_dirs: list[Path]) -> None:

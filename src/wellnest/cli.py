@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from wellnest import __version__
 from wellnest.errors import WellnestError
+
+if TYPE_CHECKING:
+    from wellnest.project import Project
 
 app = typer.Typer(
     name="wellnest",
@@ -37,6 +40,15 @@ ProjectOption = Annotated[
 def _fail(error: WellnestError) -> NoReturn:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(error.exit_code)
+
+
+def _resolve(project: Path | None) -> Project:
+    from wellnest import operations
+
+    found = operations.resolve_project(project)
+    if found.recovered:
+        typer.echo(f"wellnest: {found.recovered}", err=True)
+    return found
 
 
 def _version(value: bool) -> None:
@@ -113,7 +125,7 @@ def _run_plan(
     from wellnest.blueprint import Blueprint
 
     try:
-        found = operations.resolve_project(project)
+        found = _resolve(project)
         blueprint = Blueprint.locate()
         store.remember(blueprint)
         if adding:
@@ -121,7 +133,7 @@ def _run_plan(
         else:
             plan = operations.plan_remove(blueprint, found, name, force)
         if not dry_run:
-            plan.apply()
+            plan.apply(f"{'add' if adding else 'remove'}-module {name}")
     except WellnestError as error:
         _fail(error)
     report.plan(plan, f"module '{name}'", dry_run=dry_run, adding=adding)
@@ -164,11 +176,11 @@ def update(
     dry_run: DryRunOption = False,
 ) -> None:
     """Update the project to this wellnest's template (copier update), and report conflicts."""
-    from wellnest import operations, report, updating
+    from wellnest import report, updating
     from wellnest.blueprint import Blueprint
 
     try:
-        found = operations.resolve_project(project)
+        found = _resolve(project)
         result = updating.update(found, Blueprint.locate(), dry_run=dry_run)
     except WellnestError as error:
         _fail(error)
@@ -184,7 +196,7 @@ def list_modules(project: ProjectOption = None) -> None:
     from wellnest.blueprint import Blueprint
 
     try:
-        found = operations.resolve_project(project)
+        found = _resolve(project)
         store.remember(Blueprint.locate())
         statuses = operations.module_statuses(found)
     except WellnestError as error:

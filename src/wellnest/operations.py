@@ -10,7 +10,7 @@ from typing import Any
 
 from wellnest import migrations, naming, registry
 from wellnest.blueprint import SUFFIX, Blueprint
-from wellnest.changes import Plan, ensure_absent
+from wellnest.changes import Plan, ensure_absent, recover
 from wellnest.errors import UsageError, WellnestError
 from wellnest.project import Project, module_name
 
@@ -290,4 +290,11 @@ def _safe_read(project: Project, relpath: str) -> str:
 
 
 def resolve_project(path: Path | None) -> Project:
-    return Project.find(path or Path.cwd())
+    """The project around `path`, after rolling back any change a killed wellnest
+    command left half applied (`project.recovered` says what was done)."""
+    project = Project.find(path or Path.cwd())
+    recovered = recover(project.root)
+    if recovered:
+        project = Project.find(project.root)  # the answers may have been put back
+        project.recovered = recovered
+    return project

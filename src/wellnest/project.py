@@ -25,6 +25,7 @@ def module_name(entry: Any) -> str:
 class Project:
     root: Path
     answers: dict[str, Any]
+    recovered: str | None = None  # what was rolled back on the way in
 
     @classmethod
     def find(cls, start: Path) -> Project:

@@ -46,17 +46,12 @@ def make_template_repo(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def wellnest_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """wellnest's template history (store.py) for this test session, never the user's."""
-    home = tmp_path_factory.mktemp("wellnest-home")
-    old = os.environ.get("WELLNEST_HOME")
-    os.environ["WELLNEST_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("WELLNEST_HOME", None)
-    else:
-        os.environ["WELLNEST_HOME"] = old
+@pytest.fixture(autouse=True)
+def wellnest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """wellnest's template history (store.py) for this test alone, never the user's."""
+    home = tmp_path / "wellnest-home"
+    monkeypatch.setenv("WELLNEST_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -144,3 +144,68 @@ def test_migration_cycle(
     assert tables() <= {"alembic_version"}
     alembic("upgrade", "head")
     assert tables() == {"alembic_version", "users", *TABLES}
+
+
+def _sqlite(path: Path, script: str) -> list[tuple[object, ...]]:
+    """Run statements; the rows of the last one."""
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    try:
+        *statements, last = [part for part in script.split(";") if part.strip()]
+        for statement in statements:
+            connection.execute(statement)
+        rows = connection.execute(last).fetchall()
+        connection.commit()
+        return rows
+    finally:
+        connection.close()
+
+
+def _psql(name: str, sql: str) -> str:
+    command = ["psql", "-qtA", "-h", "127.0.0.1", "-U", "postgres", "-d", name, "-c", sql]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_generated_suite_never_touches_a_database_it_did_not_create(
+    project_venv: Path,
+    template_repo: Path,
+    tmp_path: Path,
+    server_database: Callable[[str], str],
+) -> None:
+    project = copy_project(template_repo, tmp_path / "svc", database="postgresql")
+
+    def suite(url: str) -> tuple[int, str]:
+        result = run_in(
+            project_venv,
+            project,
+            *("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"),
+            "tests/integration/test_app.py",
+            env={"TEST_DATABASE_URL": url},
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    # The developer's own database, migrated and in use: the tables the suite
+    # would create and drop. Refused in one line; every row is still there.
+    url = server_database("postgresql")
+    name = url.rsplit("/", 1)[1]
+    _psql(name, "CREATE TABLE users (id int, email text); INSERT INTO users VALUES (1, 'a@b.c')")
+    _psql(name, "CREATE TABLE alembic_version (version_num varchar(32))")
+    code, output = suite(url)
+    assert code == 4, output
+    assert "tables the tests did not create (alembic_version, users)" in output
+    assert _psql(name, "SELECT email FROM users") == "a@b.c"
+
+    # The same on a SQLite file; and the leftovers of a killed run are reclaimed.
+    mine = tmp_path / "mine.db"
+    _sqlite(mine, "CREATE TABLE users (email TEXT); INSERT INTO users VALUES ('keep'); SELECT 1")
+    code, output = suite(f"sqlite+aiosqlite:///{mine}")
+    assert code == 4, output
+    assert _sqlite(mine, "SELECT email FROM users") == [("keep",)]
+
+    leftover = tmp_path / "leftover.db"
+    claim = "CREATE TABLE pytest_claimed_database (id INTEGER PRIMARY KEY)"
+    _sqlite(leftover, f"{claim}; CREATE TABLE users (id INTEGER); SELECT 1")
+    code, output = suite(f"sqlite+aiosqlite:///{leftover}")
+    assert code == 0, output
+    assert _sqlite(leftover, "SELECT name FROM sqlite_master WHERE type = 'table'") == []

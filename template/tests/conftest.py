@@ -1,7 +1,8 @@
 """Shared fixtures: one schema per run, one rolled-back transaction per test.
 
 Tests run on SQLite in memory by default; set TEST_DATABASE_URL to run the same
-suite against PostgreSQL or MySQL/MariaDB (the database must exist and be empty).
+suite against PostgreSQL or MySQL/MariaDB. That database must exist and be empty:
+the suite refuses one holding tables it did not create, and drops its own after.
 """
 
 import os
@@ -23,6 +24,7 @@ os.environ["SENTRY_DSN"] = ""
 
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
@@ -42,15 +44,38 @@ def _engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
+# The suite drops every table it creates, so it must never run against a database
+# holding anything else (a developer's own data, say). It claims a database with
+# this table first; a database with tables but no claim is refused untouched.
+CLAIM = Table("pytest_claimed_database", MetaData(), Column("id", Integer, primary_key=True))
+
+
+def _unclaimed_tables(connection: Connection) -> list[str]:
+    tables = inspect(connection).get_table_names()
+    return [] if CLAIM.name in tables else sorted(tables)
+
+
 @pytest.fixture(scope="session")
 async def engine() -> AsyncIterator[AsyncEngine]:
     engine = build_engine(TEST_DATABASE_URL, **_engine_options(TEST_DATABASE_URL))
     async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.drop_all)
+        foreign = await connection.run_sync(_unclaimed_tables)
+    if foreign:
+        await engine.dispose()
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        pytest.exit(
+            f"TEST_DATABASE_URL names a database with tables the tests did not create "
+            f"({shown}); it was left untouched. Point it at an empty, throwaway database.",
+            returncode=4,
+        )
+    async with engine.begin() as connection:
+        await connection.run_sync(CLAIM.create, checkfirst=True)
+        await connection.run_sync(Base.metadata.drop_all)  # a killed run's leftovers
         await connection.run_sync(Base.metadata.create_all)
     yield engine
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(CLAIM.drop)
     await engine.dispose()
 
 

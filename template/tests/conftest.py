@@ -47,7 +47,9 @@ def _engine_options(url: str) -> dict[str, Any]:
 # The suite drops every table it creates, so it must never run against a database
 # holding anything else (a developer's own data, say). It claims a database with
 # this table first; a database with tables but no claim is refused untouched.
-CLAIM = Table("pytest_claimed_database", MetaData(), Column("id", Integer, primary_key=True))
+CLAIM = Table(
+    "pytest_claimed_database", MetaData(), Column("id", Integer, primary_key=True)
+)
 
 
 def _unclaimed_tables(connection: Connection) -> list[str]:
@@ -64,8 +66,9 @@ async def engine() -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         pytest.exit(
-            f"TEST_DATABASE_URL names a database with tables the tests did not create "
-            f"({shown}); it was left untouched. Point it at an empty, throwaway database.",
+            "TEST_DATABASE_URL names a database with tables the tests did not "
+            f"create ({shown}); it was left untouched. Point it at an empty, "
+            "throwaway database.",
             returncode=4,
         )
     async with engine.begin() as connection:

@@ -244,11 +244,11 @@ def test_a_write_failing_halfway_rolls_everything_back(
     real_write = changes._write
     calls = {"n": 0}
 
-    def failing_write(path: Path, data: bytes) -> None:
+    def failing_write(path: Path, data: bytes, *, durable: bool = False) -> None:
         calls["n"] += 1
         if calls["n"] == 6:
             raise OSError(28, "No space left on device")
-        real_write(path, data)
+        real_write(path, data, durable=durable)
 
     monkeypatch.setattr(changes, "_write", failing_write)
 
@@ -336,9 +336,48 @@ def test_remove_module_undoes_add_module(render: Render) -> None:
     code, output = wellnest("remove-module", "payments", "--project", str(project))
 
     assert code == 0, output
-    assert "downgrade" in output
+    assert "warning" not in output  # its SQLite database does not exist yet
     assert snapshot(project) == before
     assert not (project / "app/modules/payments").exists()
+
+
+def test_remove_module_refuses_while_its_migration_is_applied(render: Render) -> None:
+    import sqlite3
+
+    project = render(modules=["bookings", "payments"])
+    env = (project / ".env").read_text()
+    database = project / env.split("sqlite+aiosqlite:///./", 1)[1].split()[0]
+    with sqlite3.connect(database) as connection:  # as `alembic upgrade head` leaves it
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        connection.execute("INSERT INTO alembic_version VALUES ('create_payments')")
+    connection.close()
+    before = snapshot(project)
+
+    for dry in ([], ["--dry-run"]):
+        code, output = wellnest("remove-module", "payments", *dry, "--project", str(project))
+        assert code == 1
+        assert "`uv run alembic downgrade create_bookings` first" in output
+        assert len(output.strip().splitlines()) == 1
+        assert snapshot(project) == before
+
+    with sqlite3.connect(database) as connection:  # after that downgrade
+        connection.execute("UPDATE alembic_version SET version_num = 'create_bookings'")
+    connection.close()
+    code, output = wellnest("remove-module", "payments", "--project", str(project))
+    assert code == 0, output
+
+
+def test_remove_module_warns_first_when_a_server_database_may_have_applied_it(
+    render: Render,
+) -> None:
+    project = render(modules=["bookings", "payments"], database="postgresql")
+
+    code, output = wellnest("remove-module", "payments", "--dry-run", "--project", str(project))
+
+    assert code == 0, output
+    first = output.strip().splitlines()[0]
+    assert first.startswith("warning: if localhost:5432/")
+    assert "run `uv run alembic downgrade create_bookings` there before this" in first
 
 
 def test_remove_module_refuses_edited_files_unless_forced(render: Render) -> None:

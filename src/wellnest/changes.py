@@ -18,6 +18,7 @@ class Plan:
     create: dict[str, bytes] = field(default_factory=dict)
     modify: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     delete: dict[str, bytes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # shown before anything is written
 
     def diff(self, relpath: str) -> str:
         old, new = (data.decode() for data in self.modify[relpath])

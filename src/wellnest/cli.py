@@ -132,6 +132,8 @@ def _run_plan(
             plan = operations.plan_add(blueprint, found, name, fields or ())
         else:
             plan = operations.plan_remove(blueprint, found, name, force)
+        for warning in plan.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         if not dry_run:
             plan.apply(f"{'add' if adding else 'remove'}-module {name}")
     except WellnestError as error:

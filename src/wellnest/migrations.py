@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,44 @@ def heads(revisions: list[Revision]) -> list[str]:
 
 def dependents(revisions: list[Revision], revision: str) -> list[str]:
     return [rev.revision for rev in revisions if revision in rev.down_revisions]
+
+
+def applied(root: Path) -> tuple[set[str] | None, str]:
+    """The revisions applied to the project's development database, and its name.
+
+    SQLite is read directly (stdlib, read-only). A server would need its driver and
+    a connection: None says "unknown". DATABASE_URL comes from the environment or
+    `.env`, as the app's settings read it.
+    """
+    url = os.environ.get("DATABASE_URL") or _dotenv(root / ".env").get("DATABASE_URL", "")
+    if not url.startswith("sqlite"):
+        where = url.split("@")[-1] if url else "the database in DATABASE_URL"
+        return None, where
+    location = url.split("://", 1)[1].removeprefix("/") if "://" in url else ""
+    if not location or location.startswith(":memory:"):
+        return set(), "an in-memory SQLite database"
+    path = Path(location) if Path(location).is_absolute() else root / location
+    if not path.is_file():
+        return set(), path.name
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return set(), path.name  # no alembic_version table: nothing applied
+    return {str(row[0]) for row in rows}, path.name
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return values
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and not key.strip().startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values

@@ -184,6 +184,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
     revisions = migrations.read_revisions(project.root)
     own = next((rev for rev in revisions if rev.revision == spec["revision"]), None)
     overrides = {"down_revision": own.down_revisions[0]} if own and own.down_revisions else None
+    plan = Plan(project.root)
     if own is not None:
         blocking = migrations.dependents(revisions, own.revision)
         if blocking:
@@ -192,8 +193,22 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
                 f"{', '.join(blocking)}; remove or rebase those first"
             )
             raise WellnestError(msg)
+        # Once the file is gone, a database stamped with it cannot be migrated at all.
+        down = own.down_revisions[0] if own.down_revisions else "base"
+        command = f"uv run alembic downgrade {down}"
+        applied, where = migrations.applied(project.root)
+        if applied is not None and own.revision in applied:
+            msg = (
+                f"migration {own.revision} of '{name}' is applied to {where}; run "
+                f"`{command}` first, or Alembic will not find it once its file is gone"
+            )
+            raise WellnestError(msg)
+        if applied is None:
+            plan.warnings.append(
+                f"if {where} (or any other database) has applied {own.revision}, run "
+                f"`{command}` there before this; afterwards Alembic cannot find it"
+            )
 
-    plan = Plan(project.root)
     expected = blueprint.module_files(context, name, overrides=overrides)
     modified = []
     for relpath, content in expected.items():

@@ -55,10 +55,6 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
         console.print("  uv run pytest")
     else:
         console.print(f"[bold green]Removed {label}.[/]")
-        console.print(
-            "  A database that already applied its migration still has the table: "
-            "run `uv run alembic downgrade <revision>` before, or drop it by hand."
-        )
 
 
 def created_project(dest: Path, answers: dict[str, Any]) -> None:

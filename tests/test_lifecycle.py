@@ -197,3 +197,51 @@ def test_update_refuses_a_project_without_a_recorded_version(service: Path) -> N
     code, output = wellnest("update", "--project", str(service))
     assert code == 1
     assert "no template version" in output
+
+
+# ---- a newcomer's first project ---------------------------------------------------
+
+
+def test_new_names_the_project_after_its_folder_and_pins_the_running_python(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    code, output = wellnest("new", str(tmp_path / "coffee-shop"), "--defaults")
+
+    assert code == 0, output
+    project = tmp_path / "coffee-shop"
+    recorded = answers(project)
+    assert recorded["project_name"] == "Coffee Shop"
+    assert recorded["project_slug"] == "coffee-shop"
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert recorded["python_version"] == running
+    assert (project / ".python-version").read_text() == f"{running}\n"
+    assert 'requires-python = ">=' + running in (project / "pyproject.toml").read_text()
+    # The summary and `wellnest modules` agree on what a module is.
+    assert "modules: bookings;" in " ".join(output.split())
+    assert "auth," not in output
+
+
+def test_the_readme_walks_a_newcomer_through(tmp_path: Path) -> None:
+    code, output = wellnest(
+        "new", str(tmp_path / "svc"), "--defaults", "--database", "postgresql", "-m", "invoices"
+    )
+    assert code == 0, output
+    readme = (tmp_path / "svc/README.md").read_text()
+    for needed in (
+        "## Prerequisites",
+        "pip install uv",
+        "createdb -h localhost -U postgres svc",
+        "docker compose up -d db",
+        "/openapi.json",
+        "POST /api/v1/auth/register",
+        "GET, POST /api/v1/invoices",
+        "TOKEN=$(curl",
+        "docker compose up --build",
+        "wellnest update",
+    ):
+        assert needed in readme, needed
+    dockerfile = (tmp_path / "svc/Dockerfile").read_text()
+    assert "uv sync --locked" in dockerfile
+    assert "/data" not in dockerfile  # only the SQLite image needs a data folder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,12 @@ def create(
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise WellnestError(f"{dest} already exists and is not empty")
     data: dict[str, Any] = {}
-    if name is not None:
-        data["project_name"] = name
+    # `wellnest new billing-api` makes "Billing Api" in billing-api/, slug billing-api,
+    # as `rails new` and `mix phx.new` name an app after its folder.
+    data["project_name"] = name if name is not None else _name_from(dest)
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if running in blueprint.questions["python_version"].get("choices", []):
+        data["python_version"] = running  # the interpreter we know is installed
     if database is not None:
         choices = blueprint.questions["database"].get("choices", [])
         if database not in choices:
@@ -68,3 +74,8 @@ def create(
         (dest / blueprint.answers_relpath).read_text(encoding="utf-8")
     )
     return answers
+
+
+def _name_from(dest: Path) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", dest.resolve().name)
+    return " ".join(word[:1].upper() + word[1:] for word in words if word) or "Service"

@@ -256,4 +256,8 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
 
     after = snapshot(project)
     changed = {path for path in {*before, *after} if before.get(path) != after.get(path)}
-    assert changed == {".copier-answers.yml"}  # only the recorded template version
+    assert ".copier-answers.yml" in changed  # the recorded template version
+    # Every module's files render as they did before fields existed (project-wide
+    # files have moved on since: README, .python-version, the test database guard).
+    modules = ("bookings", "payments", "people", "person")
+    assert not [path for path in changed if any(name in path for name in modules)]

@@ -236,7 +236,7 @@ def test_the_readme_walks_a_newcomer_through(tmp_path: Path) -> None:
         "docker compose up -d db",
         "/openapi.json",
         "POST /api/v1/auth/register",
-        "GET, POST /api/v1/invoices",
+        "GET, POST /api/v1/<module>",
         "TOKEN=$(curl",
         "docker compose up --build",
         "wellnest update",

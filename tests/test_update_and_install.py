@@ -149,10 +149,11 @@ def test_an_installed_wheel_renders_adds_modules_and_updates(
     project = work / "svc"
 
     # The same project as the checkout renders it, byte for byte (but the random secret).
-    result = CliRunner().invoke(app, ["new", str(tmp_path / "from-checkout"), "--defaults"])
+    checkout_render = tmp_path / "from-checkout" / "svc"  # the same folder name
+    result = CliRunner().invoke(app, ["new", str(checkout_render), "--defaults"])
     assert result.exit_code == 0, result.output
     from_wheel = snapshot(project)
-    from_checkout = snapshot(tmp_path / "from-checkout")
+    from_checkout = snapshot(checkout_render)
     assert not [path for path in from_wheel if "__pycache__" in path or path.endswith(".pyc")]
     from_wheel.pop(".env"), from_checkout.pop(".env")
     assert from_wheel == from_checkout

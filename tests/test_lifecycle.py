@@ -245,3 +245,15 @@ def test_the_readme_walks_a_newcomer_through(tmp_path: Path) -> None:
     dockerfile = (tmp_path / "svc/Dockerfile").read_text()
     assert "uv sync --locked" in dockerfile
     assert "/data" not in dockerfile  # only the SQLite image needs a data folder
+
+
+def test_the_sqlite_image_has_a_data_folder_its_user_can_write(tmp_path: Path) -> None:
+    code, output = wellnest("new", str(tmp_path / "svc"), "--defaults")
+    assert code == 0, output
+    dockerfile = (tmp_path / "svc/Dockerfile").read_text()
+    compose = (tmp_path / "svc/compose.yaml").read_text()
+    assert "sqlite+aiosqlite:////data/" in compose
+    assert "- app-data:/data" in compose
+    # A named volume takes the owner of the image's folder it is mounted on.
+    assert "RUN mkdir /data && chown 10001:10001 /data" in dockerfile
+    assert dockerfile.index("chown 10001:10001 /data") < dockerfile.index("USER 10001")

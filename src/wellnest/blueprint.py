@@ -168,19 +168,19 @@ class Blueprint:
     @cached_property
     def _yield_paths(self) -> list[PurePosixPath]:
         found = []
-        for folder, name in self._walk():
-            relpath = PurePosixPath(Path(folder, name).relative_to(self.template_dir).as_posix())
+        for relpath in self._walk():
             if "{% yield" in str(relpath) or "{%- yield" in str(relpath):
                 found.append(relpath)
         return sorted(found)
 
-    def _walk(self) -> Iterator[tuple[str, str]]:
-        """(folder, file name) for every template file copier renders."""
+    def _walk(self) -> Iterator[PurePosixPath]:
+        """The path, relative to template/, of every template file copier renders."""
         for folder, dirs, files in os.walk(self.template_dir):
             dirs[:] = [name for name in dirs if not self.excluded(name)]
             for name in files:
                 if not self.excluded(name):
-                    yield folder, name
+                    path = Path(folder, name).relative_to(self.template_dir)
+                    yield PurePosixPath(path.as_posix())
 
     @cached_property
     def _shared_sources(self) -> list[PurePosixPath]:
@@ -188,9 +188,8 @@ class Blueprint:
         depend on the modules' fields (shared helpers rendered only when used)."""
         skipped = {self.answers_relpath, *self.config.get("_skip_if_exists", [])}
         found = []
-        for folder, name in self._walk():
-            relpath = PurePosixPath(Path(folder, name).relative_to(self.template_dir).as_posix())
-            if not name.endswith(SUFFIX) or relpath in self._yield_paths:
+        for relpath in self._walk():
+            if not relpath.name.endswith(SUFFIX) or relpath in self._yield_paths:
                 continue
             if "_copier_conf" in str(relpath) or relpath.as_posix().removesuffix(SUFFIX) in skipped:
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.tree import Tree
@@ -12,7 +12,9 @@ from rich.tree import Tree
 from wellnest.changes import Plan
 from wellnest.operations import ModuleStatus
 from wellnest.project import module_name
-from wellnest.updating import UpdateResult
+
+if TYPE_CHECKING:
+    from wellnest.updating import UpdateResult
 
 console = Console(highlight=False)
 

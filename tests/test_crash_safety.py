@@ -15,17 +15,20 @@ from wellnest.changes import JOURNAL
 from wellnest.cli import app
 
 # Runs wellnest, dying (as from SIGKILL: no cleanup, no finally) at the Nth file
-# system step: every rename and every unlink the command makes.
+# system step in the project: every rename and every unlink the command makes
+# there. Steps elsewhere (the Jinja cache, the template history) depend on what
+# earlier runs left on the machine, so counting them would move the kills.
 KILLER = """
 import os, sys
-limit, steps = int(sys.argv[1]), 0
+limit, steps, project = int(sys.argv[1]), 0, os.path.realpath(sys.argv[-1])
 def counted(real):
-    def step(*args, **kwargs):
+    def step(path, *args, **kwargs):
         global steps
-        steps += 1
-        if steps == limit:
-            os._exit(137)
-        return real(*args, **kwargs)
+        if os.path.realpath(path).startswith(project + os.sep):
+            steps += 1
+            if steps == limit:
+                os._exit(137)
+        return real(path, *args, **kwargs)
     return step
 os.replace, os.unlink = counted(os.replace), counted(os.unlink)
 from wellnest.cli import main

@@ -131,7 +131,7 @@ def test_migrates_an_empty_sqlite_file_and_serves_the_flow(
                 assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
                 assert time.monotonic() < deadline, "uvicorn did not start"
                 time.sleep(0.2)
-        assert (status, body) == (200, {"status": "healthy", "database": "ok"})
+        assert (status, body) == (200, {"status": "ready", "database": "ok"})
 
         credentials = {"email": "flow@example.com", "password": "a-long-password"}
         status, user = _request(

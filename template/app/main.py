@@ -3,7 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, status
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,16 +12,30 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.v1.dependencies import get_login_limiter
 from app.api.v1.router import api_router
 from app.core.config import settings
 from app.core.exceptions import register_exception_handlers
 from app.core.logging import setup_logging
-from app.core.middleware import AllowHeaderMiddleware
+from app.core.middleware import (
+    AllowHeaderMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+)
 from app.core.observability import init_sentry
+from app.core.rate_limit import RateLimiter, redis_reachable
+from app.db.errors import register_database_error_handlers
 from app.db.session import engine, get_engine
 
-setup_logging(settings.LOG_LEVEL)
+setup_logging(
+    settings.LOG_LEVEL,
+    settings.LOG_FORMAT or ("rich" if settings.ENVIRONMENT == "local" else "text"),
+)
 logger = logging.getLogger("app")
+
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A dependency is unreachable"}
+}
 
 
 @asynccontextmanager
@@ -31,6 +45,16 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Return pooled connections cleanly instead of letting the server drop them.
     await engine.dispose()
     logger.info("Stopped %s", settings.APP_NAME)
+
+
+async def _database_reachable(db_engine: AsyncEngine) -> bool:
+    try:
+        async with db_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        logger.warning("Readiness: database unreachable")
+        return False
+    return True
 
 
 def create_app() -> FastAPI:
@@ -51,28 +75,43 @@ def create_app() -> FastAPI:
         allow_headers=["*"],
     )
     register_exception_handlers(app)
+    register_database_error_handlers(app)
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
     app.add_middleware(AllowHeaderMiddleware, openapi=app.openapi)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    # Added last, so outermost: it sees every request and every unhandled error.
+    app.add_middleware(RequestContextMiddleware, access_log=settings.ACCESS_LOG)
 
-    @app.get(
-        "/health",
-        tags=["Health"],
-        responses={503: {"description": "The database is unreachable"}},
-    )
-    async def health(
+    @app.get("/health/live", tags=["Health"])
+    async def live() -> dict[str, str]:
+        """Liveness: the process answers. Restart it only when this fails."""
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["Health"], responses=UNAVAILABLE)
+    async def ready(
         db_engine: Annotated[AsyncEngine, Depends(get_engine)],
+        limiter: Annotated[RateLimiter, Depends(get_login_limiter)],
     ) -> JSONResponse:
-        """Liveness and database reachability."""
-        try:
-            async with db_engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError):
-            logger.warning("Health check: database unreachable")
-            return JSONResponse(
-                {"status": "unhealthy", "database": "unreachable"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-        return JSONResponse({"status": "healthy", "database": "ok"})
+        """Readiness: the database answers, and Redis when configured. Route
+        traffic elsewhere while this says 503; the process itself is fine."""
+        checks = {
+            "database": "ok" if await _database_reachable(db_engine) else "unreachable"
+        }
+        redis = await redis_reachable(limiter)
+        if redis is not None:
+            checks["redis"] = "ok" if redis else "unreachable"
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"status": "ready", **checks})
+        return JSONResponse(
+            {"status": "unavailable", **checks},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "2"},
+        )
+
+    # Kept from earlier versions, whose orchestration may still probe it.
+    app.add_api_route(
+        "/health", ready, methods=["GET"], tags=["Health"], responses=UNAVAILABLE
+    )
 
     return app
 

@@ -16,6 +16,7 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ.setdefault("SECRET_KEY", "test-only-secret-" + "0123456789abcdef" * 4)
 # Tests exercise the limiter on their own instances; nothing leaves the process.
 os.environ["LOGIN_RATE_LIMIT"] = "10000/minute"
+os.environ["REGISTER_RATE_LIMIT"] = "10000/minute"
 # Cheaper argon2 for speed; production keeps the recommended cost.
 os.environ["PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PASSWORD_HASH_MEMORY_KIB"] = "8192"

@@ -3,9 +3,6 @@
 Services raise these instead of `HTTPException`, so modules stay free of web code.
 """
 
-import logging
-import sys
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -13,8 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger("app.errors")
 
 
 class AppError(Exception):
@@ -65,6 +60,10 @@ class TooManyRequestsError(AppError):
 def error_body(message: str, **extra: object) -> dict[str, object]:
     """The one error shape of this API: {"detail": "..."} plus optional fields."""
     return {"detail": message, **extra}
+
+
+class ErrorResponse(BaseModel):
+    detail: str
 
 
 class FieldError(BaseModel):
@@ -121,14 +120,35 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-def _document_validation_errors(app: FastAPI) -> None:
-    """Make the OpenAPI schema describe the 422 body this app really sends."""
+# Answers any operation can give, whatever its own code does.
+_EVERYWHERE = {
+    "413": "Request body too large (MAX_REQUEST_BODY_BYTES)",
+    "503": "The database is unavailable; retry after Retry-After seconds",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the error bodies this app really sends:
+    the 422 shape, and the 413 and 503 every operation can answer."""
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = default_openapi()
-            components = schema.get("components", {}).get("schemas", {})
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+            error = {"$ref": "#/components/schemas/ErrorResponse"}
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    responses = operation.setdefault("responses", {})
+                    for code, description in _EVERYWHERE.items():
+                        responses.setdefault(
+                            code,
+                            {
+                                "description": description,
+                                "content": {"application/json": {"schema": error}},
+                            },
+                        )
             if "HTTPValidationError" in components:
                 documented = ValidationErrorResponse.model_json_schema(
                     ref_template="#/components/schemas/{model}"
@@ -142,31 +162,9 @@ def _document_validation_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    # Clients get an id to quote; the traceback stays in the server log (and Sentry).
-    request_id = uuid.uuid4().hex
-    logger.error(
-        "Unhandled error on %s %s (request id %s)",
-        request.method,
-        request.url.path,
-        request_id,
-        exc_info=exc,
-    )
-    if "sentry_sdk" in sys.modules:  # imported by init_sentry only when configured
-        import sentry_sdk
-
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("request_id", request_id)
-            sentry_sdk.capture_exception(exc)
-    return JSONResponse(
-        error_body("Internal server error", request_id=request_id),
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
-
-
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
-    _document_validation_errors(app)
+    # Unhandled errors: RequestContextMiddleware (app/core/middleware.py).
+    _document_errors(app)

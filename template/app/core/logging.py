@@ -1,33 +1,103 @@
-"""Rich console logging for the app, uvicorn and SQLAlchemy alike."""
+"""One logging setup for the app, uvicorn and SQLAlchemy alike.
 
+Three formats: `rich` (colour, rendered tracebacks; for a developer's terminal),
+`text` (one plain line, a traceback as plain text) and `json` (one object per
+line, for log shippers). Rendering a Rich traceback of a driver error costs
+seconds of CPU, so it is never the default outside ENVIRONMENT=local.
+"""
+
+import json
 import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Literal
 
-import anyio
-import fastapi
-import starlette
-from rich.logging import RichHandler
+LogFormat = Literal["rich", "text", "json"]
+
+# Set per request by RequestContextMiddleware; "-" outside a request.
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+# Attributes every LogRecord has; anything else was passed with `extra=`.
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "markup",
+}
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Route every logger through one Rich handler; call once, before the app starts."""
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, the
+    fields passed with `extra=`, and the traceback as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _handler(log_format: LogFormat) -> logging.Handler:
+    if log_format == "rich":
+        # Imported here: outside local development Rich is never loaded.
+        import anyio
+        import fastapi
+        import starlette
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(
+            rich_tracebacks=True,
+            # Framework frames add length, not insight: show the app's own code.
+            tracebacks_suppress=[anyio, fastapi, starlette],
+            markup=False,  # opt in per message with extra={"markup": True}
+            show_time=True,
+            show_path=False,
+        )
+        handler.setFormatter(logging.Formatter("%(message)s [%(request_id)s]"))
+        return handler
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+            )
+        )
+    return handler
+
+
+def setup_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
+    """Route every logger through one handler; call once, before the app starts."""
     root = logging.getLogger()
     root.setLevel(level)
     # Drop handlers installed earlier (uvicorn's own) so nothing is logged twice.
     root.handlers = []
-    handler = RichHandler(
-        rich_tracebacks=True,
-        # Framework frames add length, not insight: show the app's own code.
-        tracebacks_suppress=[anyio, fastapi, starlette],
-        markup=False,  # opt in per message with extra={"markup": True}
-        show_time=True,
-        show_path=False,
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler = _handler(log_format)
+    handler.addFilter(_RequestIdFilter())
     root.addHandler(handler)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
-    # Per-request chatter: uvicorn's access log and httpx's client log (tests).
+    # uvicorn's access log lacks request ids and durations: app.access replaces
+    # it. httpx logs every request a test client makes.
     for name in ("uvicorn.access", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)

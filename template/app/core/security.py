@@ -1,5 +1,7 @@
 """Password hashing (argon2 via pwdlib) and JWT access tokens (PyJWT)."""
 
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +24,25 @@ password_hash = PasswordHash(
 DUMMY_HASH = password_hash.hash("dummy-password-for-timing-equalisation")
 
 
+def hash_concurrency() -> int:
+    configured = settings.PASSWORD_HASH_CONCURRENCY
+    return configured or min(4, os.cpu_count() or 1)
+
+
+# Each argon2 computation holds PASSWORD_HASH_MEMORY_KIB (64 MiB by default); a
+# burst of 50 registrations hashing at once would take over 3 GiB. Callers run
+# these in threads; at most this many compute at a time, the rest wait.
+_hash_slots = threading.BoundedSemaphore(hash_concurrency())
+
+
 def hash_password(password: str) -> str:
-    return password_hash.hash(password)
+    with _hash_slots:
+        return password_hash.hash(password)
 
 
 def verify_password(password: str, hashed: str) -> bool:
-    return password_hash.verify(password, hashed)
+    with _hash_slots:
+        return password_hash.verify(password, hashed)
 
 
 def create_access_token(subject: str, expires_delta: timedelta | None = None) -> str:

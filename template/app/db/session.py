@@ -28,7 +28,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINTs and ignores foreign
     # keys; take over BEGIN and switch foreign keys on for every connection.
     @event.listens_for(engine.sync_engine, "connect")
@@ -36,6 +36,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not in_memory:
+            # WAL: readers never block the writer, nor the writer readers.
+            # synchronous=NORMAL is durable across application crashes in WAL
+            # mode (a power cut may lose the last commits, never corrupt).
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -45,20 +51,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def build_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine with the settings every backend of this service needs."""
+    connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=settings.DB_ECHO, **kwargs)
-        _configure_sqlite(engine)
+        # A writer waits this long for another to finish instead of failing.
+        connect_args.setdefault("timeout", settings.SQLITE_BUSY_TIMEOUT)
+        engine = create_async_engine(
+            url, echo=settings.DB_ECHO, connect_args=connect_args, **kwargs
+        )
+        in_memory = url.rstrip("/").endswith(":") or ":memory:" in url
+        _configure_sqlite(engine, in_memory=in_memory)
         return engine
     if url.startswith("mysql"):
         # Like PostgreSQL's default: each statement sees the latest commits, so a
         # check made after taking a lock sees what the previous holder wrote.
         kwargs.setdefault("isolation_level", "READ COMMITTED")
+        connect_args.setdefault("connect_timeout", settings.DB_CONNECT_TIMEOUT)
+    else:
+        connect_args.setdefault("timeout", settings.DB_CONNECT_TIMEOUT)
+        connect_args.setdefault("command_timeout", settings.DB_COMMAND_TIMEOUT)
     return create_async_engine(
         url,
         echo=settings.DB_ECHO,
-        pool_pre_ping=True,  # survive a database restart without a service restart
+        # A pooled connection the server dropped (restart, outage) is tested
+        # before use and replaced: no service restart after the database returns.
+        pool_pre_ping=True,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
+        pool_timeout=settings.DB_POOL_TIMEOUT,
+        connect_args=connect_args,
         **kwargs,
     )
 

@@ -148,7 +148,7 @@ async def test_health_follows_the_database_without_a_restart(
         await engine.dispose()
 
     assert gone.status_code == 503
-    assert gone.json() == {"status": "unhealthy", "database": "unreachable"}
+    assert gone.json() == {"status": "unavailable", "database": "unreachable"}
     assert back.status_code == 200
 
 

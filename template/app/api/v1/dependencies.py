@@ -67,10 +67,22 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 _login_limiter = RateLimiter(settings.LOGIN_RATE_LIMIT, settings.REDIS_URL)
+_register_limiter = RateLimiter(settings.REGISTER_RATE_LIMIT, settings.REDIS_URL)
 
 
 def get_login_limiter() -> RateLimiter:
     return _login_limiter
+
+
+def get_register_limiter() -> RateLimiter:
+    return _register_limiter
+
+
+async def _count(limiter: RateLimiter, action: str, request: Request) -> None:
+    address = request.client.host if request.client else "unknown"
+    retry_after = await limiter.hit(f"{action}:{address}")
+    if retry_after is not None:
+        raise TooManyRequestsError(retry_after)
 
 
 async def limit_login_attempts(
@@ -78,7 +90,13 @@ async def limit_login_attempts(
     limiter: Annotated[RateLimiter, Depends(get_login_limiter)],
 ) -> None:
     """Answer 429 once a client address has used up its login attempts."""
-    address = request.client.host if request.client else "unknown"
-    retry_after = await limiter.hit(f"login:{address}")
-    if retry_after is not None:
-        raise TooManyRequestsError(retry_after)
+    await _count(limiter, "login", request)
+
+
+async def limit_registrations(
+    request: Request,
+    limiter: Annotated[RateLimiter, Depends(get_register_limiter)],
+) -> None:
+    """Answer 429 once a client address has registered too often: each
+    registration costs an argon2 hash, so unthrottled it is a cheap attack."""
+    await _count(limiter, "register", request)

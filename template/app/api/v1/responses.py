@@ -3,7 +3,8 @@
 from typing import Any
 
 from fastapi import status
-from pydantic import BaseModel
+
+from app.core.exceptions import ErrorResponse
 
 _DESCRIPTIONS = {
     status.HTTP_401_UNAUTHORIZED: "Missing, invalid or expired credentials",
@@ -11,10 +12,6 @@ _DESCRIPTIONS = {
     status.HTTP_409_CONFLICT: "Conflicts with existing data",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests",
 }
-
-
-class ErrorResponse(BaseModel):
-    detail: str
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

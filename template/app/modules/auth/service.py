@@ -1,5 +1,7 @@
 """Registration, authentication and user look-ups."""
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,11 @@ from app.modules.auth.models import User
 from app.modules.auth.schemas import UserCreate
 
 MAX_EMAIL_LENGTH = 320
+# A token subject is a user id as this service writes it: ASCII digits, no sign,
+# no leading zero, within the 32-bit id range (str.isdigit also accepts "²" and
+# full-width digits, which int() then rejects or reads as another id).
+_USER_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+MAX_USER_ID = 2**31 - 1
 
 
 def normalize_email(email: str) -> str:
@@ -34,7 +41,7 @@ class AuthService:
 
     async def get_active_user(self, user_id: str) -> User | None:
         """The user a token's subject names, if it still exists and is active."""
-        if not user_id.isdigit() or len(user_id) > 18:
+        if not _USER_ID.fullmatch(user_id) or int(user_id) > MAX_USER_ID:
             return None
         user = await self.session.get(User, int(user_id))
         if user is None or not user.is_active:
@@ -48,6 +55,9 @@ class AuthService:
         )
         if existing:
             raise ConflictError("A user with this email already exists")
+        # End the read before the slow part: no transaction (on SQLite, no lock)
+        # stays open while argon2 runs. The unique index settles any race below.
+        await self.session.commit()
         # Argon2 is deliberately slow: keep it off the event loop.
         hashed = await run_in_threadpool(hash_password, data.password)
         user = User(email=email, hashed_password=hashed, full_name=data.full_name)
@@ -64,6 +74,9 @@ class AuthService:
         """Check credentials; an unknown email and a wrong password look alike."""
         user = await self.get_by_email(email)
         hashed = user.hashed_password if user is not None else DUMMY_HASH
+        # Hand the connection back while argon2 runs (and waits for a slot):
+        # a burst of logins must not exhaust the database pool.
+        await self.session.commit()
         valid = await run_in_threadpool(verify_password, password, hashed)
         if user is None or not valid or not user.is_active:
             raise UnauthorizedError("Incorrect email or password")

@@ -5,7 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.v1.dependencies import CurrentUser, SessionDep, limit_login_attempts
+from app.api.v1.dependencies import (
+    CurrentUser,
+    SessionDep,
+    limit_login_attempts,
+    limit_registrations,
+)
 from app.api.v1.responses import UNAUTHORIZED, error_responses
 from app.modules.auth.schemas import Token, UserCreate, UserRead
 from app.modules.auth.service import AuthService
@@ -17,7 +22,10 @@ router = APIRouter(prefix="/auth", tags=["Auth"])
     "/register",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(status.HTTP_409_CONFLICT),
+    dependencies=[Depends(limit_registrations)],
+    responses=error_responses(
+        status.HTTP_409_CONFLICT, status.HTTP_429_TOO_MANY_REQUESTS
+    ),
 )
 async def register(data: UserCreate, session: SessionDep) -> UserRead:
     """Create an account."""

@@ -123,4 +123,4 @@ async def test_health_reports_the_database(client: AsyncClient) -> None:
     response = await client.get("/health")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "database": "ok"}
+    assert response.json() == {"status": "ready", "database": "ok"}

@@ -33,6 +33,10 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _full_width(digits: str) -> str:
+    return "".join(chr(0xFF10 + int(digit)) for digit in digits)
+
+
 def _later() -> datetime:
     return datetime.now(UTC) + timedelta(minutes=5)
 
@@ -64,6 +68,14 @@ async def test_forged_and_broken_tokens_are_401(
         "no sub": _token({"exp": _later()}),
         "unknown user": _token({"sub": "999999", "exp": _later()}),
         "non-numeric sub": _token({"sub": "admin", "exp": _later()}),
+        # Unicode digits that str.isdigit accepts, and ids no table can hold.
+        "superscript sub": _token({"sub": "\u00b2", "exp": _later()}),
+        "full-width sub": _token({"sub": _full_width(sub), "exp": _later()}),
+        "huge sub": _token({"sub": "999999999999999999", "exp": _later()}),
+        "beyond 32 bits": _token({"sub": str(2**31), "exp": _later()}),
+        "leading zero": _token({"sub": f"0{sub}", "exp": _later()}),
+        "signed sub": _token({"sub": f"+{sub}", "exp": _later()}),
+        "numeric sub": _token({"sub": user.id, "exp": _later()}),
         "malformed": "not.a.jwt",
         "garbage": "x" * 500,
     }

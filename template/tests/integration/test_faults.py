@@ -1,0 +1,416 @@
+"""The service under faults and abuse: oversized bodies, unhandled errors, a
+locked or unreachable database, Redis down, bursts of password hashing, text
+no database can store."""
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.api.v1.dependencies import get_login_limiter, get_register_limiter
+from app.core import security
+from app.core.config import settings
+from app.core.logging import JSONFormatter, request_id_var
+from app.core.rate_limit import RateLimiter
+from app.db.base import Base
+from app.db.errors import database_unavailable
+from app.db.session import build_engine, get_db, get_engine
+from app.main import app, create_app
+
+REGISTER = "/api/v1/auth/register"
+LOGIN = "/api/v1/auth/login"
+
+
+async def _client(application: Any) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=application, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+def small_body_app(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(settings, "MAX_REQUEST_BODY_BYTES", 1000)
+    return create_app()
+
+
+# ---- request bodies ----------------------------------------------------------
+
+
+async def test_a_declared_oversized_body_is_413_before_anything_else(
+    small_body_app: Any,
+) -> None:
+    body = json.dumps({"email": "a@example.com", "password": "x" * 2000})
+    async for client in _client(small_body_app):
+        # No token either: the size is refused first, before auth reads a byte.
+        response = await client.post(
+            REGISTER, content=body, headers={"Content-Type": "application/json"}
+        )
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body larger than 1000 bytes"}
+
+
+async def test_a_streamed_body_stops_being_read_at_the_limit(
+    small_body_app: Any,
+) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1000):  # 1 MB if read to the end
+            sent += 1
+            yield b"x" * 1000
+
+    async for client in _client(small_body_app):
+        response = await client.post(
+            REGISTER, content=chunks(), headers={"Content-Type": "application/json"}
+        )
+
+    assert response.status_code == 413
+    assert set(response.json()) == {"detail"}
+    assert sent <= 3  # no Content-Length: counted as it came, and reading stopped
+
+
+async def test_bodies_within_the_limit_pass(small_body_app: Any) -> None:
+    async for client in _client(small_body_app):
+        response = await client.post(REGISTER, json={"email": "x"})
+    assert response.status_code == 422
+
+
+async def test_the_schema_documents_413_and_503_everywhere() -> None:
+    schema = app.openapi()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            assert {"413", "503"} <= set(operation["responses"]), (method, path)
+
+
+# ---- unhandled errors ---------------------------------------------------------
+
+
+async def test_an_unhandled_error_is_logged_once_with_its_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = create_app()
+
+    @broken.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    @broken.get("/fine")
+    async def fine() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    async for client in _client(broken):
+        with caplog.at_level(logging.INFO):
+            response = await client.get("/boom", headers={"X-Request-ID": "abc-123"})
+            after = await client.get("/fine")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": "Internal server error",
+        "request_id": "abc-123",
+    }
+    assert response.headers["x-request-id"] == "abc-123"
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1, [record.getMessage() for record in errors]
+    assert errors[0].exc_info is not None
+    assert "kaboom" in str(errors[0].exc_info[1])
+    assert after.status_code == 200
+    # Every request is logged once, with its outcome.
+    access = [record for record in caplog.records if record.name == "app.access"]
+    assert [record.__dict__["status"] for record in access] == [500, 200]
+
+
+async def test_an_unsafe_request_id_is_replaced(client: AsyncClient) -> None:
+    response = await client.get("/health/live", headers={"X-Request-ID": "a b\tc"})
+    assert response.headers["x-request-id"] != "a b\tc"
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def test_json_logs_are_one_object_per_line_with_the_request_id() -> None:
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        record = logging.getLogger("app.test").makeRecord(
+            "app.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed %s",
+            ("here",),
+            exc_info=sys.exc_info(),
+            extra={"status": 500, "path": "/x"},
+        )
+    token = request_id_var.set("req-1")
+    try:
+        record.request_id = request_id_var.get()
+        line = JSONFormatter().format(record)
+    finally:
+        request_id_var.reset(token)
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "failed here"
+    assert entry["request_id"] == "req-1"
+    assert entry["status"] == 500
+    assert entry["path"] == "/x"
+    assert "ValueError: broken" in entry["exception"]
+
+
+def test_an_error_log_costs_milliseconds_in_production_formats() -> None:
+    # A driver error's traceback: deep, and chained. Rich took seconds on these.
+    def deep(n: int) -> None:
+        if n == 0:
+            raise ConnectionError("server closed the connection unexpectedly")
+        deep(n - 1)
+
+    try:
+        try:
+            deep(60)
+        except ConnectionError as exc:
+            raise RuntimeError("query failed") from exc
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("app", logging.ERROR, "", 0, "x", (), exc_info)
+    for formatter in (logging.Formatter(), JSONFormatter()):
+        record.exc_text = None
+        started = time.perf_counter()
+        output = formatter.format(record)
+        assert time.perf_counter() - started < 0.1
+        assert "server closed the connection" in output
+
+
+# ---- the database ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def file_database(
+    tmp_path: Path,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A SQLite file configured as the service configures it (WAL, busy timeout),
+    with the real session per request instead of the test's rolled-back one."""
+    engine = build_engine(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def _db() -> AsyncIterator[AsyncSession]:
+        async with sessions() as session:
+            yield session
+
+    app.dependency_overrides[get_db] = _db
+    app.dependency_overrides[get_engine] = lambda: engine
+    try:
+        yield sessions
+    finally:
+        app.dependency_overrides.pop(get_db, None)
+        app.dependency_overrides.pop(get_engine, None)
+        await engine.dispose()
+
+
+async def test_concurrent_registrations_on_sqlite_give_one_201_and_409s(
+    file_database: async_sessionmaker[AsyncSession],
+) -> None:
+    credentials = {"email": "race@example.com", "password": "a-long-password"}
+    async for client in _client(app):
+        responses = await asyncio.gather(
+            *(client.post(REGISTER, json=credentials) for _ in range(20))
+        )
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [201] + [409] * 19, codes
+
+
+async def test_a_locked_sqlite_database_answers_503_with_retry_after(
+    file_database: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another process holds the write lock longer than the busy timeout.
+    blocker = build_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",
+        connect_args={"timeout": 0.1},
+    )
+    locked = build_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",
+        connect_args={"timeout": 0.1},
+    )
+    sessions = async_sessionmaker(locked, expire_on_commit=False)
+
+    async def _db() -> AsyncIterator[AsyncSession]:
+        async with sessions() as session:
+            yield session
+
+    app.dependency_overrides[get_db] = _db
+    try:
+        async with blocker.connect() as holder:
+            await holder.execute(text("PRAGMA user_version = 1"))  # takes the lock
+            async for client in _client(app):
+                response = await client.post(
+                    REGISTER,
+                    json={"email": "l@example.com", "password": "long-password"},
+                )
+            await holder.rollback()
+    finally:
+        await blocker.dispose()
+        await locked.dispose()
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+    assert set(response.json()) == {"detail"}
+
+
+def test_unavailable_means_unreachable_not_broken() -> None:
+    assert database_unavailable(PoolTimeoutError("QueuePool limit reached"))
+    assert not database_unavailable(IntegrityError("INSERT", {}, Exception("dup")))
+    assert not database_unavailable(RuntimeError("a bug"))
+    # The app's own I/O failing is not the database being down.
+    with pytest.raises(FileNotFoundError) as raised:
+        Path("/nonexistent/file").read_text()
+    assert not database_unavailable(raised.value)
+
+
+async def test_readiness_fails_fast_and_liveness_stays_up(client: AsyncClient) -> None:
+    down = build_engine("sqlite+aiosqlite:///file:/nonexistent/x.db?mode=ro&uri=true")
+    app.dependency_overrides[get_engine] = lambda: down
+    try:
+        started = time.monotonic()
+        ready = await client.get("/health/ready")
+        elapsed = time.monotonic() - started
+        live = await client.get("/health/live")
+    finally:
+        app.dependency_overrides.pop(get_engine, None)
+        await down.dispose()
+
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "unreachable"
+    assert elapsed < 2
+    assert live.status_code == 200
+
+
+# ---- Redis ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_redis_url() -> str:
+    # A port just freed: nothing listens, so connections are refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+async def test_with_redis_down_limits_fall_back_to_memory_with_one_warning(
+    dead_redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter("3/minute", dead_redis_url)
+    with caplog.at_level(logging.WARNING, logger="app.rate_limit"):
+        results = [await limiter.hit("login:1.2.3.4") for _ in range(4)]
+
+    assert results[:3] == [None, None, None]
+    assert results[3] is not None  # still limited, per process
+    assert limiter.degraded
+    warnings = [r for r in caplog.records if r.name == "app.rate_limit"]
+    assert len(warnings) == 1
+
+
+async def test_with_redis_down_login_works_and_readiness_says_so(
+    client: AsyncClient, dead_redis_url: str, user: Any
+) -> None:
+    limiter = RateLimiter("100/minute", dead_redis_url)
+    app.dependency_overrides[get_login_limiter] = lambda: limiter
+    try:
+        login = await client.post(
+            LOGIN, data={"username": user.email, "password": "wrong-password"}
+        )
+        ready = await client.get("/health/ready")
+    finally:
+        app.dependency_overrides.pop(get_login_limiter, None)
+
+    assert login.status_code == 401
+    assert ready.status_code == 503
+    assert ready.json()["redis"] == "unreachable"
+    assert ready.json()["database"] == "ok"
+
+
+# ---- password hashing ---------------------------------------------------------------
+
+
+def test_hashing_runs_at_most_the_configured_number_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running = peak = 0
+    lock = threading.Lock()
+
+    def slow_hash(password: str) -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return "hashed"
+
+    monkeypatch.setattr(security.password_hash, "hash", slow_hash)
+    threads = [
+        threading.Thread(target=security.hash_password, args=("pw",)) for _ in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert 1 <= peak <= security.hash_concurrency()
+
+
+async def test_registration_is_rate_limited_per_address(client: AsyncClient) -> None:
+    limiter = RateLimiter("2/minute")
+    app.dependency_overrides[get_register_limiter] = lambda: limiter
+    try:
+        codes = [
+            (
+                await client.post(
+                    REGISTER,
+                    json={"email": f"r{n}@example.com", "password": "long-password"},
+                )
+            ).status_code
+            for n in range(3)
+        ]
+        blocked = await client.post(REGISTER, json={"email": "x"})
+    finally:
+        app.dependency_overrides.pop(get_register_limiter, None)
+
+    assert codes == [201, 201, 429]
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) >= 1
+
+
+# ---- text ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\udfff", "a\ud800b", "nul\x00"])
+async def test_text_no_database_can_store_is_422(client: AsyncClient, bad: str) -> None:
+    for body in (
+        {"email": "t@example.com", "password": "long-password", "full_name": bad},
+        {"email": "t@example.com", "password": f"long-password{bad}"},
+    ):
+        # json.dumps escapes a surrogate as "\\udfff": valid JSON, as clients send it.
+        response = await client.post(
+            REGISTER,
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, body

@@ -1,9 +1,11 @@
 """The one declarative Base, the engine and the session factory."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,6 +51,21 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _mysql_connector(url: str, timeout: float) -> Callable[[], Awaitable[Any]]:
+    """aiomysql's connect_timeout bounds the TCP connect only: a server (or a
+    network path) that accepts and then says nothing would hang the handshake,
+    and the request with it, forever. This bounds the whole connect."""
+    import aiomysql  # here: only MySQL services have it installed
+
+    parsed = make_url(url)
+    _, params = parsed.get_dialect()().create_connect_args(parsed)
+
+    async def connect() -> Any:
+        return await asyncio.wait_for(aiomysql.connect(**params), timeout)
+
+    return connect
+
+
 def build_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine with the settings every backend of this service needs."""
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
@@ -65,7 +82,9 @@ def build_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # Like PostgreSQL's default: each statement sees the latest commits, so a
         # check made after taking a lock sees what the previous holder wrote.
         kwargs.setdefault("isolation_level", "READ COMMITTED")
-        connect_args.setdefault("connect_timeout", settings.DB_CONNECT_TIMEOUT)
+        kwargs.setdefault(
+            "async_creator", _mysql_connector(url, settings.DB_CONNECT_TIMEOUT)
+        )
     else:
         connect_args.setdefault("timeout", settings.DB_CONNECT_TIMEOUT)
         connect_args.setdefault("command_timeout", settings.DB_COMMAND_TIMEOUT)

@@ -302,31 +302,32 @@ class Bench:
     @contextmanager
     def server(self, bin_dir: Path, target: str, cwd: Path, env: dict[str, str]) -> Iterator[str]:
         port = free_port()
-        process = subprocess.Popen(
-            [
-                str(bin_dir / "uvicorn"),
-                target,
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=cwd,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        log = cwd / f"uvicorn-{port}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [
+                    str(bin_dir / "uvicorn"),
+                    target,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                # A file, not a pipe: the app logs a line per request (its access log,
+                # on as in production), and an unread pipe would fill and block it.
+                stderr=sink,
+            )
         try:
             deadline = time.monotonic() + 30
             while not port_open(port):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"uvicorn did not start: {process.stderr.read() if process.stderr else ''}"
-                    )
+                    raise RuntimeError(f"uvicorn did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.1)
             yield f"http://127.0.0.1:{port}"
             self._server_rss = vm_hwm_mb(process.pid)

@@ -78,9 +78,7 @@ class Proxy:
                 return
             up_reader, up_writer = await asyncio.open_connection(LOCAL, self.upstream)
             self.writers.add(up_writer)
-            await asyncio.gather(
-                self._pipe(reader, up_writer), self._pipe(up_reader, writer)
-            )
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         except OSError:
             pass
         finally:
@@ -204,7 +202,9 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError("no shutdown in 30 s:\n" + self.log.read_text()[-3000:]) from None
+                raise AssertionError(
+                    "no shutdown in 30 s:\n" + self.log.read_text()[-3000:]
+                ) from None
         return self.log.read_text()
 
 
@@ -218,7 +218,9 @@ def serving(venv: Path, project: Path, **env: str) -> Iterator[Service]:
 
 
 def token_for(base: str, email: str) -> str:
-    status, _ = post_json(base, "/api/v1/auth/register", {"email": email, "password": "pw-long-enough"})
+    status, _ = post_json(
+        base, "/api/v1/auth/register", {"email": email, "password": "pw-long-enough"}
+    )
     assert status == 201
     form = urllib.parse.urlencode({"username": email, "password": "pw-long-enough"}).encode()
     status, _, body, _ = call(
@@ -294,7 +296,9 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
     project = copy_project(template_repo, tmp_path / "svc", database=database, modules=["bookings"])
     name = outage_database(database)
     direct = SERVERS[database].format(db=name)
-    migrated = run_in(project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct})
+    migrated = run_in(
+        project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
+    )
     assert migrated.returncode == 0, migrated.stderr
     proxy = Proxy(UPSTREAM[database])
     proxied = direct.replace(f":{UPSTREAM[database]}/", f":{proxy.port}/")
@@ -365,7 +369,9 @@ def test_sqlite_serves_fifty_simultaneous_registrations(
         started = time.monotonic()
         with ThreadPoolExecutor(50) as pool:
             results = list(
-                pool.map(lambda _: post_json(service.base, "/api/v1/auth/register", body), range(50))
+                pool.map(
+                    lambda _: post_json(service.base, "/api/v1/auth/register", body), range(50)
+                )
             )
         seconds = time.monotonic() - started
         codes = sorted(status for status, _ in results)

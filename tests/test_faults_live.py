@@ -162,12 +162,14 @@ def post_json(base: str, path: str, body: dict[str, Any], **headers: str) -> tup
 
 
 class Service:
-    def __init__(self, venv: Path, project: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, venv: Path, project: Path, env: dict[str, str], target: str = "app.main:app"
+    ) -> None:
         self.port = _free_port()
         self.base = f"http://{LOCAL}:{self.port}"
         self.log = project / "uvicorn.log"
         self.process = subprocess.Popen(
-            [str(venv / "bin" / "uvicorn"), "app.main:app", "--port", str(self.port)],
+            [str(venv / "bin" / "uvicorn"), target, "--port", str(self.port)],
             cwd=project,
             env={**os.environ, "ENVIRONMENT": "production", **env},
             stdout=self.log.open("wb"),
@@ -209,8 +211,10 @@ class Service:
 
 
 @contextlib.contextmanager
-def serving(venv: Path, project: Path, **env: str) -> Iterator[Service]:
-    service = Service(venv, project, env)
+def serving(
+    venv: Path, project: Path, target: str = "app.main:app", **env: str
+) -> Iterator[Service]:
+    service = Service(venv, project, env, target)
     try:
         yield service
     finally:
@@ -454,3 +458,45 @@ def test_concurrent_oversized_uploads_are_413_and_memory_stays_bounded(
         f"\nuploads: warm RSS {idle // 1024} MiB (peak so far {warm_peak // 1024} MiB), "
         f"peak {peak // 1024} MiB after 8 uploads of 30-100 MB; answers {codes}"
     )
+
+
+# ---- an unhandled error -----------------------------------------------------------------
+
+BROKEN_APP = """
+from app.main import app
+
+
+@app.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("kaboom")
+"""
+
+
+def test_an_unhandled_error_is_one_log_entry_and_the_connection_stays_open(
+    project_venv: Path, tmp_path: Path, template_repo: Path
+) -> None:
+    import http.client
+
+    project = copy_project(template_repo, tmp_path / "svc")
+    (project / "broken_app.py").write_text(BROKEN_APP)
+    env = {"DATABASE_URL": "sqlite+aiosqlite:///./service.db"}
+    with serving(project_venv, project, "broken_app:app", **env) as service:
+        connection = http.client.HTTPConnection(LOCAL, service.port, timeout=10)
+        started = time.monotonic()
+        connection.request("GET", "/boom", headers={"X-Request-ID": "boom-1"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        seconds = time.monotonic() - started
+        # The same keep-alive connection serves the next request.
+        connection.request("GET", "/health/live")
+        after = connection.getresponse()
+        after.read()
+        connection.close()
+        log = service.stop()
+    assert response.status == 500
+    assert body == {"detail": "Internal server error", "request_id": "boom-1"}
+    assert after.status == 200
+    assert log.count("Traceback (most recent call last)") == 1, log
+    assert "Exception in ASGI application" not in log
+    assert "request id boom-1" in log
+    print(f"\n500: answered in {seconds * 1000:.0f} ms, one traceback in the log")

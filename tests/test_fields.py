@@ -257,7 +257,12 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
     after = snapshot(project)
     changed = {path for path in {*before, *after} if before.get(path) != after.get(path)}
     assert ".copier-answers.yml" in changed  # the recorded template version
-    # Every module's files render as they did before fields existed (project-wide
-    # files have moved on since: README, .python-version, the test database guard).
+    # Every module's code renders as it did before fields existed (project-wide
+    # files have moved on since: README, .python-version, the test database guard;
+    # and module tests: the faults issue added cases to them).
     modules = ("bookings", "payments", "people", "person")
-    assert not [path for path in changed if any(name in path for name in modules)]
+    assert not [
+        path
+        for path in changed
+        if any(name in path for name in modules) and not path.startswith("tests/")
+    ]

@@ -32,6 +32,26 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class PoolResetFilter(logging.Filter):
+    """SQLAlchemy's pool logs a full traceback, at ERROR, for every connection that
+    died while checked out ("Exception during reset or similar"). In an outage that
+    is one per pooled connection, and the request itself already answered 503;
+    one warning line each says the same for a fraction of the cost."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.name.startswith("sqlalchemy.pool")
+            and record.exc_info
+            and record.getMessage().startswith("Exception during reset")
+        ):
+            error = record.exc_info[1]
+            record.msg = "Dropped a pooled connection the database closed: %s"
+            record.args = (str(error).splitlines()[0] if str(error) else type(error),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, the
     fields passed with `extra=`, and the traceback as text."""
@@ -92,6 +112,8 @@ def setup_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     root.handlers = []
     handler = _handler(log_format)
     handler.addFilter(_RequestIdFilter())
+    # On the handler: logger filters would miss the pool's per-class child loggers.
+    handler.addFilter(PoolResetFilter())
     root.addHandler(handler)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api.v1.dependencies import get_login_limiter, get_register_limiter
 from app.core import security
 from app.core.config import settings
-from app.core.logging import JSONFormatter, request_id_var
+from app.core.logging import JSONFormatter, PoolResetFilter, request_id_var
 from app.core.rate_limit import RateLimiter
 from app.db.base import Base
 from app.db.errors import database_unavailable
@@ -168,6 +168,29 @@ def test_json_logs_are_one_object_per_line_with_the_request_id() -> None:
     assert entry["status"] == 500
     assert entry["path"] == "/x"
     assert "ValueError: broken" in entry["exception"]
+
+
+def test_a_connection_lost_in_an_outage_is_one_warning_line() -> None:
+    try:
+        raise ConnectionError("server closed the connection unexpectedly")
+    except ConnectionError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "sqlalchemy.pool.impl.AsyncAdaptedQueuePool",
+        logging.ERROR,
+        "",
+        0,
+        "Exception during reset or similar",
+        (),
+        exc_info,
+    )
+
+    assert PoolResetFilter().filter(record)
+
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "server closed the connection" in record.getMessage()
+    assert "\n" not in logging.Formatter().format(record)
 
 
 def test_an_error_log_costs_milliseconds_in_production_formats() -> None:

@@ -1,11 +1,13 @@
 """The one declarative Base, the engine and the session factory."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config import settings
+from app.db.errors import database_unavailable
+
+logger = logging.getLogger("app.db")
 
 # Named constraints make migrations reproducible and droppable on every backend.
 NAMING_CONVENTION = {
@@ -111,5 +116,21 @@ def get_engine() -> AsyncEngine:
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
-    async with SessionLocal() as session:
+    session = SessionLocal()
+    try:
         yield session
+    finally:
+        await _close(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    # Runs after the response went out. A connection the database dropped mid-
+    # request (an outage) cannot roll back; the pool replaces it, and the client
+    # already has its answer (a 503): one warning line, not an unhandled error.
+    try:
+        await session.close()
+    except (DBAPIError, OSError) as exc:
+        if not database_unavailable(exc):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.warning("Closed a session whose connection was lost: %s", detail)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -293,6 +293,32 @@ async def test_a_locked_sqlite_database_answers_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
     assert set(response.json()) == {"detail"}
+
+
+async def test_a_session_whose_connection_died_closes_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # FastAPI closes the session after the response is sent; in an outage the
+    # rollback of a dropped connection fails there, with nobody left to answer.
+    async def close(_session: AsyncSession, error: Exception) -> None:
+        raise error
+
+    lost = DBAPIError(
+        "ROLLBACK", {}, ConnectionError("closed"), connection_invalidated=True
+    )
+    monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, lost))
+    dependency = get_db()
+    await anext(dependency)
+    with caplog.at_level(logging.WARNING, logger="app.db"):
+        await dependency.aclose()
+    assert "connection was lost" in caplog.text
+
+    bug = DBAPIError("ROLLBACK", {}, ValueError("a bug"))
+    monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, bug))
+    dependency = get_db()
+    await anext(dependency)
+    with pytest.raises(DBAPIError):
+        await dependency.aclose()
 
 
 def test_unavailable_means_unreachable_not_broken() -> None:

@@ -302,7 +302,7 @@ class Bench:
     @contextmanager
     def server(self, bin_dir: Path, target: str, cwd: Path, env: dict[str, str]) -> Iterator[str]:
         port = free_port()
-        log = cwd / f"uvicorn-{port}.log"
+        log = self.work / f"uvicorn-{port}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [

@@ -1,0 +1,106 @@
+"""The yardstick for the generated read and write paths: the same work on a bare
+asyncpg pool, with no ORM, no services and no dependency injection.
+
+Per request, like the generated bookings routes: verify the bearer JWT (PyJWT,
+the same key and algorithm), load the user and check it is active, then read a
+page of the user's bookings (or one booking, or insert one) and answer JSON.
+Served like the real app (FastAPI, one uvicorn worker); run inside a generated
+project's environment (DATABASE_URL, SECRET_KEY from its settings).
+"""
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import jwt
+from app.core.config import settings
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+DSN = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+POOL: dict[str, asyncpg.Pool] = {}
+
+USER = "SELECT id, is_active FROM users WHERE id = $1"
+COLUMNS = "id, user_id, therapist_id, start_time, end_time, duration_minutes, status, created_at"
+PAGE = (
+    f"SELECT {COLUMNS} FROM bookings WHERE user_id = $1 ORDER BY start_time, id LIMIT $2 OFFSET $3"
+)
+ONE = f"SELECT {COLUMNS} FROM bookings WHERE id = $1 AND user_id = $2"
+INSERT = (
+    "INSERT INTO bookings (user_id, therapist_id, start_time, end_time, duration_minutes, "
+    f"status, created_at) VALUES ($1, $2, $3, $4, $5, 'confirmed', now()) RETURNING {COLUMNS}"
+)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    POOL["db"] = await asyncpg.create_pool(DSN, min_size=1, max_size=10)
+    yield
+    await POOL["db"].close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+def _row(record: asyncpg.Record) -> dict[str, Any]:
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in record.items()
+    }
+
+
+async def _user_id(request: Request, connection: asyncpg.Connection) -> int | None:
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    try:
+        claims = jwt.decode(header[7:], settings.SECRET_KEY, algorithms=[settings.ALGORITHM])
+    except jwt.PyJWTError:
+        return None
+    user = await connection.fetchrow(USER, int(claims["sub"]))
+    return int(user["id"]) if user is not None and user["is_active"] else None
+
+
+@app.get("/api/v1/bookings")
+async def list_bookings(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
+    async with POOL["db"].acquire() as connection:
+        user_id = await _user_id(request, connection)
+        if user_id is None:
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        rows = await connection.fetch(PAGE, user_id, limit, offset)
+    return JSONResponse([_row(row) for row in rows])
+
+
+@app.get("/api/v1/bookings/{booking_id}")
+async def get_booking(request: Request, booking_id: int) -> JSONResponse:
+    async with POOL["db"].acquire() as connection:
+        user_id = await _user_id(request, connection)
+        if user_id is None:
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        row = await connection.fetchrow(ONE, booking_id, user_id)
+    if row is None:
+        return JSONResponse({"detail": "Not found"}, status_code=404)
+    return JSONResponse(_row(row))
+
+
+@app.post("/api/v1/bookings")
+async def create_booking(request: Request) -> JSONResponse:
+    body = await request.json()
+    start = datetime.fromisoformat(body["start_time"])
+    minutes = int(body.get("duration_minutes", 60))
+    async with POOL["db"].acquire() as connection:
+        user_id = await _user_id(request, connection)
+        if user_id is None:
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        row = await connection.fetchrow(
+            INSERT,
+            user_id,
+            int(body["therapist_id"]),
+            start,
+            start + timedelta(minutes=minutes),
+            minutes,
+        )
+    return JSONResponse(_row(row), status_code=201)

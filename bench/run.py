@@ -11,6 +11,7 @@ runs; its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,7 +108,7 @@ class Bench:
         self.work = work
         self.database = database
         self.results: dict[str, Any] = {}
-        self._server_rss = 0.0
+        self._server_rss: dict[str, float] = {}
         self._load_runs = 0  # each POST run books fresh therapists: no 409s
 
     # ---- environments -------------------------------------------------------------
@@ -252,6 +254,8 @@ class Bench:
             with self.server(bin_dir, "ceiling_app:app", BENCH, {}) as base:
                 service["ceiling"] = self.load(f"{base}/", {})
             ceiling = service["ceiling"]["rps"]
+            # The yardstick: the same work on a bare asyncpg pool (PostgreSQL only).
+            raw_env = {**env, "PYTHONPATH": f"{project}{os.pathsep}{BENCH}"}
             peak = 0.0
             for users, per_user in self.sizes.datasets:
                 rows = users * per_user
@@ -270,21 +274,62 @@ class Bench:
                     .splitlines()[-1]
                 )
                 auth = {"Authorization": f"Bearer {token}"}
-                with self.server(bin_dir, "app.main:app", project, env) as base:
-                    if rows == self.sizes.datasets[0][0] * self.sizes.datasets[0][1]:
-                        service["health"] = self.load(f"{base}/health", {})
-                        service["post_booking"] = self.load(
-                            f"{base}/api/v1/bookings", auth, post_booking=True
-                        )
-                    service[f"list_bookings_{rows}_rows"] = self.load(
-                        f"{base}/api/v1/bookings?limit=20", auth
+                with contextlib.ExitStack() as servers:
+                    base = servers.enter_context(self.server(bin_dir, "app.main:app", project, env))
+                    raw = (
+                        servers.enter_context(self.server(bin_dir, "raw_app:app", project, raw_env))
+                        if database == "postgresql"
+                        else None
                     )
-                peak = max(peak, self._server_rss)  # read as the server stopped
+                    first = rows == self.sizes.datasets[0][0] * self.sizes.datasets[0][1]
+                    if first:
+                        service["health"] = self.load(f"{base}/health", {})
+                        booking = first_booking(base, auth)
+                        service["get_booking"] = self.pair(
+                            base, raw, f"/api/v1/bookings/{booking}", auth
+                        )
+                        service["post_booking"] = self.pair(
+                            base, raw, "/api/v1/bookings", auth, post_booking=True
+                        )
+                    service[f"list_bookings_{rows}_rows"] = self.pair(
+                        base, raw, "/api/v1/bookings?limit=20", auth
+                    )
+                peak = max(peak, self._server_rss["app.main:app"])  # read as it stopped
             for value in service.values():
                 if isinstance(value, dict) and "rps" in value:
                     value["ratio_to_ceiling"] = value["rps"] / ceiling
             self.results["service"] = service
             self.results.setdefault("memory_mb", {})["service worker after load"] = peak
+
+    def pair(
+        self,
+        base: str,
+        raw: str | None,
+        path: str,
+        headers: dict[str, str],
+        post_booking: bool = False,
+    ) -> dict[str, float]:
+        """The generated app and the raw-asyncpg app, measured in alternating runs
+        (a machine's speed drifts; alternating keeps the ratio fair)."""
+        if raw is None:
+            return self.load(f"{base}{path}", headers, post_booking)
+        for url in (base, raw):  # warm-up
+            self._one_load(f"{url}{path}", headers, post_booking, duration=1)
+        app_runs, raw_runs = [], []
+        for _ in range(max(1, min(3, self.sizes.runs))):
+            app_runs.append(
+                self._one_load(f"{base}{path}", headers, post_booking, self.sizes.duration)
+            )
+            raw_runs.append(
+                self._one_load(f"{raw}{path}", headers, post_booking, self.sizes.duration)
+            )
+        figures = {key: statistics.median(r[key] for r in app_runs) for key in app_runs[0]}
+        figures["raw_rps"] = statistics.median(r["rps"] for r in raw_runs)
+        figures["raw_errors"] = sum(r["errors"] for r in raw_runs)
+        figures["ratio_to_raw"] = statistics.median(
+            a["rps"] / r["rps"] for a, r in zip(app_runs, raw_runs, strict=True)
+        )
+        return figures
 
     @contextmanager
     def database_url(self, database: str) -> Iterator[str]:
@@ -330,7 +375,7 @@ class Bench:
                     raise RuntimeError(f"uvicorn did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.1)
             yield f"http://127.0.0.1:{port}"
-            self._server_rss = vm_hwm_mb(process.pid)
+            self._server_rss[target] = vm_hwm_mb(process.pid)
         finally:
             process.terminate()
             process.wait(timeout=15)
@@ -457,6 +502,13 @@ def wrk(
     }
 
 
+def first_booking(base: str, headers: dict[str, str]) -> int:
+    """The id of one of the seeded user's bookings (for the GET-one figures)."""
+    request = urllib.request.Request(f"{base}/api/v1/bookings?limit=1", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(json.loads(response.read())[0]["id"])
+
+
 def _number(pattern: str, output: str) -> float:
     match = re.search(pattern, output)
     if not match:
@@ -545,6 +597,21 @@ TARGETS = [
         at_least=0.40,
     ),
     Target(
+        "bookings list / raw asyncpg (rps)",
+        lambda r: _raw_ratio(r["service"], "list_bookings"),
+        at_least=0.50,
+    ),
+    Target(
+        "booking get / raw asyncpg (rps)",
+        lambda r: _raw_ratio(r["service"], "get_booking"),
+        at_least=0.50,
+    ),
+    Target(
+        "booking create / raw asyncpg (rps)",
+        lambda r: _raw_ratio(r["service"], "post_booking"),
+        at_least=0.40,
+    ),
+    Target(
         "list p50 large / small table (x)", lambda r: _list_p50_ratio(r["service"]), at_most=1.3
     ),
     Target(
@@ -573,6 +640,17 @@ def _add_module_growth(generator: dict[str, float]) -> float:
     )
 
 
+def _raw_ratio(service: dict[str, Any], prefix: str) -> float:
+    """The lowest ratio to raw asyncpg among the endpoints named so (NaN without
+    PostgreSQL: the yardstick runs on asyncpg only)."""
+    ratios = [
+        v["ratio_to_raw"]
+        for k, v in service.items()
+        if k.startswith(prefix) and "ratio_to_raw" in v
+    ]
+    return min(ratios) if ratios else float("nan")
+
+
 def _list_p50_ratio(service: dict[str, Any]) -> float:
     lists = sorted(
         (int(k.split("_")[2]), v) for k, v in service.items() if k.startswith("list_bookings")
@@ -592,12 +670,18 @@ def table(results: dict[str, Any]) -> str:
         f"{service.get('connections')} connections, {service.get('duration_s')} s runs"
     )
     lines.append(
-        f"{'endpoint':32} {'rps':>10} {'x ceiling':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
+        f"{'endpoint':32} {'rps':>10} {'x ceiling':>10} {'raw rps':>10} {'x raw':>7} "
+        f"{'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
     )
     for name, value in service.items():
         if isinstance(value, dict) and "rps" in value:
+            raw = (
+                f"{value['raw_rps']:>10.1f} {value['ratio_to_raw']:>7.3f}"
+                if "raw_rps" in value
+                else f"{'-':>10} {'-':>7}"
+            )
             lines.append(
-                f"{name:32} {value['rps']:>10.1f} {value['ratio_to_ceiling']:>10.2f} "
+                f"{name:32} {value['rps']:>10.1f} {value['ratio_to_ceiling']:>10.2f} {raw} "
                 f"{value['p50_ms']:>9.2f} {value['p99_ms']:>9.2f}"
                 f" {value['errors']:>7.0f}"
             )

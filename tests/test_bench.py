@@ -40,9 +40,14 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         assert generator[key] > 0
     service = data["service"]
     assert service["database"] in ("postgresql", "sqlite")
-    for key in ("ceiling", "health", "post_booking"):
+    for key in ("ceiling", "health", "get_booking", "post_booking"):
         assert service[key]["requests"] > 0
         assert service[key]["errors"] == 0, (key, service[key])
+    if service["database"] == "postgresql":  # the raw-asyncpg yardstick, beside each figure
+        for key in ("get_booking", "post_booking", "list_bookings_100_rows"):
+            assert service[key]["raw_rps"] > 0
+            assert service[key]["raw_errors"] == 0, (key, service[key])
+            assert service[key]["ratio_to_raw"] > 0
     lists = [key for key in service if key.startswith("list_bookings_")]
     assert len(lists) == 2
     assert all(service[key]["errors"] == 0 for key in lists)
@@ -53,7 +58,8 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "service worker after load",
     }
     names = [target["name"] for target in data["targets"]]
-    assert len(names) == 11
+    assert len(names) == 14
     assert "add-module 10 fields vs none (x)" in names
+    assert "bookings list / raw asyncpg (rps)" in names
     assert "target" in result.stdout
     assert "JSON:" in result.stdout

@@ -5,7 +5,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -110,26 +109,14 @@ def build_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 engine = build_engine(settings.DATABASE_URL)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
-# GET and HEAD only read. On PostgreSQL their sessions run in autocommit: no
-# BEGIN/ROLLBACK around the reads, and the pool's ping is one `;` instead of three
-# round trips (asyncpg wraps it in a transaction otherwise). Each statement still
-# sees committed data only. Elsewhere switching modes would cost a round trip.
-ReadSessionLocal = async_sessionmaker(
-    engine.execution_options(isolation_level="AUTOCOMMIT")
-    if engine.dialect.name == "postgresql"
-    else engine,
-    expire_on_commit=False,
-)
-READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 async def get_engine() -> AsyncEngine:
     return engine
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    factory = ReadSessionLocal if request.method in READ_METHODS else SessionLocal
-    session = factory()
+async def get_db() -> AsyncIterator[AsyncSession]:
+    session = SessionLocal()
     try:
         yield session
     finally:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import Request
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -296,9 +295,6 @@ async def test_a_locked_sqlite_database_answers_503_with_retry_after(
     assert set(response.json()) == {"detail"}
 
 
-_POST = Request({"type": "http", "method": "POST", "headers": []})
-
-
 async def test_a_session_whose_connection_died_closes_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -311,7 +307,7 @@ async def test_a_session_whose_connection_died_closes_with_a_warning(
         "ROLLBACK", {}, ConnectionError("closed"), connection_invalidated=True
     )
     monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, lost))
-    dependency = get_db(_POST)
+    dependency = get_db()
     await anext(dependency)
     with caplog.at_level(logging.WARNING, logger="app.db"):
         await dependency.aclose()
@@ -319,7 +315,7 @@ async def test_a_session_whose_connection_died_closes_with_a_warning(
 
     bug = DBAPIError("ROLLBACK", {}, ValueError("a bug"))
     monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, bug))
-    dependency = get_db(_POST)
+    dependency = get_db()
     await anext(dependency)
     with pytest.raises(DBAPIError):
         await dependency.aclose()

@@ -46,7 +46,9 @@ class PoolResetFilter(logging.Filter):
         ):
             error = record.exc_info[1]
             record.msg = "Dropped a pooled connection the database closed: %s"
-            record.args = (str(error).splitlines()[0] if str(error) else type(error),)
+            record.args = (
+                str(error).splitlines()[0] if str(error) else type(error).__name__,
+            )
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True

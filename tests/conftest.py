@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,38 @@ def project_venv(tmp_path_factory: pytest.TempPathFactory, template_repo: Path) 
         template_repo, tmp_path_factory.mktemp("seed") / "seed", database="postgresql"
     )
     return make_project_venv(tmp_path_factory.mktemp("venv") / "venv", seed)
+
+
+# ---- databases on the machine's servers ---------------------------------------
+
+SERVERS = {
+    "postgresql": "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+    "mysql": "mysql+aiomysql://root:@127.0.0.1:3306/{db}",
+}
+
+
+def admin_sql(database: str, sql: str) -> None:
+    if database == "postgresql":
+        command = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql]
+    else:
+        command = ["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", sql]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def server_database() -> Iterator[Callable[[str], str]]:
+    """Make a fresh database on a server; return its URL. Dropped after the test."""
+    made: list[tuple[str, str]] = []
+
+    def _make(database: str) -> str:
+        name = f"wellnest_{uuid.uuid4().hex[:12]}"
+        admin_sql(database, f"CREATE DATABASE {name}")
+        made.append((database, name))
+        return SERVERS[database].format(db=name)
+
+    yield _make
+    for database, name in made:
+        if database == "postgresql":
+            admin_sql(database, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        else:
+            admin_sql(database, f"DROP DATABASE IF EXISTS {name}")

@@ -25,7 +25,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import copy_project, run_in
-from tests.test_real_databases import SERVERS, _admin
 
 pytestmark = pytest.mark.slow
 
@@ -239,22 +237,6 @@ def token_for(base: str, email: str) -> str:
 # ---- the database outage -------------------------------------------------------------
 
 
-@pytest.fixture
-def outage_database(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
-    made: list[tuple[str, str]] = []
-
-    def _make(database: str) -> str:
-        name = f"wellnest_{uuid.uuid4().hex[:12]}"
-        _admin(database, f"CREATE DATABASE {name}")
-        made.append((database, name))
-        return name
-
-    yield _make
-    for database, name in made:
-        force = " WITH (FORCE)" if database == "postgresql" else ""
-        _admin(database, f"DROP DATABASE IF EXISTS {name}{force}")
-
-
 class Clients:
     """Threads reading a list endpoint in a loop; every answer is recorded."""
 
@@ -294,12 +276,11 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
     project_venv: Path,
     tmp_path: Path,
     template_repo: Path,
-    outage_database: Callable[[str], str],
+    server_database: Callable[[str], str],
     database: str,
 ) -> None:
     project = copy_project(template_repo, tmp_path / "svc", database=database, modules=["bookings"])
-    name = outage_database(database)
-    direct = SERVERS[database].format(db=name)
+    direct = server_database(database)
     migrated = run_in(
         project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
     )

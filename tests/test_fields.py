@@ -240,13 +240,11 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
     git(template, "add", "-A")
     git(template, "commit", "-q", "-m", "before fields")
     git(template, "tag", "v0.0.9")
-    project = copy_project(
-        template,
-        tmp_path / "svc",
-        database="postgresql",
-        modules=["bookings", "payments", {"name": "people", "singular": "person"}],
-        vcs_ref="v0.0.9",
-    )
+    answers: dict[str, Any] = {
+        "database": "postgresql",
+        "modules": ["bookings", "payments", {"name": "people", "singular": "person"}],
+    }
+    project = copy_project(template, tmp_path / "svc", vcs_ref="v0.0.9", **answers)
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "generated")
@@ -260,13 +258,7 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
     # The update merges cleanly: the project is exactly what today's template
     # renders from the same answers (module code included, which has moved on
     # since for speed and faults), with no conflict left anywhere.
-    fresh = copy_project(
-        template,
-        tmp_path / "fresh",
-        database="postgresql",
-        modules=["bookings", "payments", {"name": "people", "singular": "person"}],
-        vcs_ref="v0.1.0",
-    )
+    fresh = copy_project(template, tmp_path / "fresh", vcs_ref="v0.1.0", **answers)
     expected = snapshot(fresh)
     assert sorted(after) == sorted(expected)
     assert [path for path in after if after[path] != expected[path]] == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,37 +21,6 @@ pytestmark = pytest.mark.slow
 # Plain modules beside modules whose fields use every type and modifier, linked by refs.
 MODULES = [*FIELD_MODULES, "payment_methods"]
 TABLES = {entry if isinstance(entry, str) else entry["name"] for entry in MODULES}
-SERVERS = {
-    "postgresql": "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
-    "mysql": "mysql+aiomysql://root:@127.0.0.1:3306/{db}",
-}
-
-
-def _admin(database: str, sql: str) -> None:
-    if database == "postgresql":
-        command = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql]
-    else:
-        command = ["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", sql]
-    subprocess.run(command, check=True, capture_output=True, text=True)
-
-
-@pytest.fixture
-def server_database(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
-    """Make a fresh database on a server; return its URL. Dropped after the test."""
-    made: list[tuple[str, str]] = []
-
-    def _make(database: str) -> str:
-        name = f"wellnest_{uuid.uuid4().hex[:12]}"
-        _admin(database, f"CREATE DATABASE {name}")
-        made.append((database, name))
-        return SERVERS[database].format(db=name)
-
-    yield _make
-    for database, name in made:
-        if database == "postgresql":
-            _admin(database, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        else:
-            _admin(database, f"DROP DATABASE IF EXISTS {name}")
 
 
 @pytest.fixture(scope="module", params=["postgresql", "mysql"])

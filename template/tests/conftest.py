@@ -101,6 +101,15 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+async def app_client(application: Any) -> AsyncIterator[AsyncClient]:
+    """A client of any app instance (`create_app()`, say) without the test session.
+
+    raise_app_exceptions=False: it sees a 500 response, as a real client would."""
+    transport = ASGITransport(app=application, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
 @pytest.fixture
 async def client(session: AsyncSession) -> AsyncIterator[AsyncClient]:
     async def _test_db() -> AsyncIterator[AsyncSession]:

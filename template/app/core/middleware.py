@@ -143,15 +143,15 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refusal = error_body(BodyTooLargeError(max_bytes).detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = BodyTooLargeError(self.max_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _send_json(send, 413, error_body(too_large.detail))
+            await _send_json(send, 413, self.refusal)
             return
         received = 0
         response_started = False
@@ -164,7 +164,7 @@ class BodyLimitMiddleware:
                 if received > self.max_bytes:
                     # An HTTPException: FastAPI's body parsing passes it through
                     # to the exception handlers, which answer in the one shape.
-                    raise too_large
+                    raise BodyTooLargeError(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -178,7 +178,7 @@ class BodyLimitMiddleware:
         except BodyTooLargeError:
             if response_started:
                 raise
-            await _send_json(send, 413, error_body(too_large.detail))
+            await _send_json(send, 413, self.refusal)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -4,12 +4,11 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from pydantic import ValidationError
 from sqlalchemy.pool import NullPool
 
@@ -17,15 +16,9 @@ from app.core.config import PLACEHOLDER_SECRET_KEY, Settings, settings
 from app.core.observability import init_sentry
 from app.db.session import build_engine, get_engine
 from app.main import app, create_app
+from tests.conftest import app_client
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _client(application: Any) -> AsyncIterator[AsyncClient]:
-    # raise_app_exceptions=False: see the 500 response, as a real client would.
-    transport = ASGITransport(app=application, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 async def test_unhandled_errors_are_500_with_a_request_id(
@@ -37,7 +30,7 @@ async def test_unhandled_errors_are_500_with_a_request_id(
     async def boom() -> None:
         raise RuntimeError("SELECT secret FROM users -- driver detail")
 
-    async for client in _client(broken):
+    async for client in app_client(broken):
         with caplog.at_level(logging.ERROR, logger="app.errors"):
             response = await client.get("/boom")
 
@@ -110,7 +103,7 @@ async def test_docs_and_openapi_can_be_switched_off(
     monkeypatch.setattr(settings, "DOCS_ENABLED", False)
     hidden = create_app()
 
-    async for client in _client(hidden):
+    async for client in app_client(hidden):
         for path in ("/docs", "/redoc", f"{settings.API_V1_PREFIX}/openapi.json"):
             assert (await client.get(path)).status_code == 404
 
@@ -177,7 +170,7 @@ async def test_errors_reach_sentry_only_when_a_dsn_is_set() -> None:
         async def boom() -> None:
             raise RuntimeError("reported")
 
-        async for client in _client(broken):
+        async for client in app_client(broken):
             assert (await client.get("/boom")).status_code == 500
         sentry_sdk.flush()
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -29,15 +29,10 @@ from app.db.base import Base
 from app.db.errors import database_unavailable
 from app.db.session import build_engine, get_db, get_engine
 from app.main import app, create_app
+from tests.conftest import app_client
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
-
-
-async def _client(application: Any) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=application, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 @pytest.fixture
@@ -53,7 +48,7 @@ async def test_a_declared_oversized_body_is_413_before_anything_else(
     small_body_app: Any,
 ) -> None:
     body = json.dumps({"email": "a@example.com", "password": "x" * 2000})
-    async for client in _client(small_body_app):
+    async for client in app_client(small_body_app):
         # No token either: the size is refused first, before auth reads a byte.
         response = await client.post(
             REGISTER, content=body, headers={"Content-Type": "application/json"}
@@ -74,7 +69,7 @@ async def test_a_streamed_body_stops_being_read_at_the_limit(
             sent += 1
             yield b"x" * 1000
 
-    async for client in _client(small_body_app):
+    async for client in app_client(small_body_app):
         response = await client.post(
             REGISTER, content=chunks(), headers={"Content-Type": "application/json"}
         )
@@ -85,7 +80,7 @@ async def test_a_streamed_body_stops_being_read_at_the_limit(
 
 
 async def test_bodies_within_the_limit_pass(small_body_app: Any) -> None:
-    async for client in _client(small_body_app):
+    async for client in app_client(small_body_app):
         response = await client.post(REGISTER, json={"email": "x"})
     assert response.status_code == 422
 
@@ -113,7 +108,7 @@ async def test_an_unhandled_error_is_logged_once_with_its_request_id(
     async def fine() -> dict[str, str]:
         return {"ok": "yes"}
 
-    async for client in _client(broken):
+    async for client in app_client(broken):
         with caplog.at_level(logging.INFO):
             response = await client.get("/boom", headers={"X-Request-ID": "abc-123"})
             after = await client.get("/fine")
@@ -248,7 +243,7 @@ async def test_concurrent_registrations_on_sqlite_give_one_201_and_409s(
     file_database: async_sessionmaker[AsyncSession],
 ) -> None:
     credentials = {"email": "race@example.com", "password": "a-long-password"}
-    async for client in _client(app):
+    async for client in app_client(app):
         responses = await asyncio.gather(
             *(client.post(REGISTER, json=credentials) for _ in range(20))
         )
@@ -280,7 +275,7 @@ async def test_a_locked_sqlite_database_answers_503_with_retry_after(
     try:
         async with blocker.connect() as holder:
             await holder.execute(text("PRAGMA user_version = 1"))  # takes the lock
-            async for client in _client(app):
+            async for client in app_client(app):
                 response = await client.post(
                     REGISTER,
                     json={"email": "l@example.com", "password": "long-password"},

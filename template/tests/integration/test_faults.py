@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api.v1.dependencies import get_login_limiter, get_register_limiter
 from app.core import security
 from app.core.config import settings
-from app.core.logging import JSONFormatter, PoolResetFilter, request_id_var
+from app.core.logging import (
+    JSONFormatter,
+    PoolResetFilter,
+    _handler,
+    request_id_var,
+)
 from app.core.rate_limit import RateLimiter
 from app.db.base import Base
 from app.db.errors import database_unavailable
@@ -163,6 +168,14 @@ def test_json_logs_are_one_object_per_line_with_the_request_id() -> None:
     assert entry["status"] == 500
     assert entry["path"] == "/x"
     assert "ValueError: broken" in entry["exception"]
+
+
+def test_rich_rendering_is_only_the_local_default() -> None:
+    # Settings here say ENVIRONMENT=test: the app's handler must be the plain one.
+    ours = [h for h in logging.getLogger().handlers if h.filters]
+    assert ours
+    assert all(type(h) is logging.StreamHandler for h in ours), ours
+    assert type(_handler("rich")).__module__ == "rich.logging"
 
 
 def test_a_connection_lost_in_an_outage_is_one_warning_line() -> None:

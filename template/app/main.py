@@ -25,7 +25,7 @@ from app.core.middleware import (
 from app.core.observability import init_sentry
 from app.core.rate_limit import RateLimiter, redis_reachable
 from app.db.errors import register_database_error_handlers
-from app.db.session import engine, get_engine
+from app.db.session import engine, get_engine, read_engine
 
 setup_logging(
     settings.LOG_LEVEL,
@@ -44,6 +44,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
     # Return pooled connections cleanly instead of letting the server drop them.
     await engine.dispose()
+    if read_engine is not engine:
+        await read_engine.dispose()
     logger.info("Stopped %s", settings.APP_NAME)
 
 

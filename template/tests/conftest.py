@@ -29,6 +29,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
+from app.api.v1.dependencies import verified_tokens  # noqa: E402
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import build_engine, get_db  # noqa: E402
@@ -108,6 +109,13 @@ async def app_client(application: Any) -> AsyncIterator[AsyncClient]:
     transport = ASGITransport(app=application, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _forget_verified_tokens() -> None:
+    # Rolled-back tests reuse ids, and a token made in the same second is the
+    # same string: no test may inherit another's verified token.
+    verified_tokens.clear()
 
 
 @pytest.fixture

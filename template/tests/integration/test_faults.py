@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, Request
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import get_login_limiter, get_register_limiter
 from app.core import security
 from app.core.config import settings
@@ -315,7 +317,8 @@ async def test_a_session_whose_connection_died_closes_with_a_warning(
         "ROLLBACK", {}, ConnectionError("closed"), connection_invalidated=True
     )
     monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, lost))
-    dependency = get_db()
+    request = Request({"type": "http", "method": "POST", "headers": []})
+    dependency = get_db(request)
     await anext(dependency)
     with caplog.at_level(logging.WARNING, logger="app.db"):
         await dependency.aclose()
@@ -323,10 +326,73 @@ async def test_a_session_whose_connection_died_closes_with_a_warning(
 
     bug = DBAPIError("ROLLBACK", {}, ValueError("a bug"))
     monkeypatch.setattr(AsyncSession, "close", lambda s: close(s, bug))
-    dependency = get_db()
+    dependency = get_db(request)
     await anext(dependency)
     with pytest.raises(DBAPIError):
         await dependency.aclose()
+
+
+def _lost_connection() -> DBAPIError:
+    return DBAPIError(
+        "SELECT 1", {}, ConnectionError("closed"), connection_invalidated=True
+    )
+
+
+def _flaky_app(error: Exception) -> tuple[Any, list[str]]:
+    """Routes that fail on their first call with `error`, then succeed."""
+    flaky = create_app()
+    router = APIRouter(route_class=ReadRetryRoute)
+    calls: list[str] = []
+
+    async def once(method: str) -> dict[str, int]:
+        calls.append(method)
+        if len(calls) == 1:
+            raise error
+        return {"calls": len(calls)}
+
+    @router.get("/flaky")
+    async def read() -> dict[str, int]:
+        return await once("GET")
+
+    @router.post("/flaky")
+    async def write() -> dict[str, int]:
+        return await once("POST")
+
+    flaky.include_router(router)
+    return flaky, calls
+
+
+async def test_a_read_on_a_connection_found_dead_runs_once_more(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flaky, calls = _flaky_app(_lost_connection())
+    async for client in app_client(flaky):
+        with caplog.at_level(logging.WARNING, logger="app.db"):
+            response = await client.get("/flaky")
+
+    assert (response.status_code, response.json()) == (200, {"calls": 2})
+    assert calls == ["GET", "GET"]
+    assert "running GET /flaky again" in caplog.text
+
+
+async def test_a_write_is_never_run_twice() -> None:
+    # A lost connection may have lost a COMMIT's answer, not the COMMIT: a retry
+    # could apply a write twice. The client gets the 503 and decides.
+    flaky, calls = _flaky_app(_lost_connection())
+    async for client in app_client(flaky):
+        response = await client.post("/flaky")
+
+    assert response.status_code == 503
+    assert calls == ["POST"]
+
+
+async def test_a_read_that_fails_for_another_reason_is_not_retried() -> None:
+    flaky, calls = _flaky_app(DBAPIError("SELECT", {}, ValueError("a bug")))
+    async for client in app_client(flaky):
+        response = await client.get("/flaky")
+
+    assert response.status_code == 500
+    assert calls == ["GET"]
 
 
 def test_unavailable_means_unreachable_not_broken() -> None:

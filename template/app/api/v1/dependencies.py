@@ -19,6 +19,7 @@ from app.core.security import decode_access_token
 from app.db.session import get_db
 from app.modules.auth.models import User
 from app.modules.auth.service import AuthService
+from app.modules.auth.token_cache import VerifiedTokens
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
@@ -29,11 +30,8 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-async def get_current_user(
-    session: SessionDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
-    """Resolve the bearer token to an existing, active user, or answer 401."""
+async def _verify(session: AsyncSession, token: str | None) -> tuple[User, float]:
+    """The active user a bearer token names, and the token's expiry, or 401."""
     if not token:
         raise UnauthorizedError
     claims = decode_access_token(token)
@@ -42,10 +40,44 @@ async def get_current_user(
     user = await AuthService(session).get_active_user(str(claims["sub"]))
     if user is None:
         raise UnauthorizedError("Invalid or expired token")
+    return user, float(claims["exp"])
+
+
+async def get_current_user(
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """Resolve the bearer token to an existing, active user, or answer 401."""
+    user, _ = await _verify(session, token)
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+verified_tokens = VerifiedTokens(settings.AUTH_CACHE_SECONDS)
+
+
+async def get_current_user_id(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> int:
+    """The id of the token's active user, for routes that need nothing else.
+
+    A GET trusts a token verified in the last AUTH_CACHE_SECONDS (see
+    app/modules/auth/token_cache.py); any other method verifies it again."""
+    reading = request.method == "GET"
+    if reading and token:
+        user_id = verified_tokens.get(token)
+        if user_id is not None:
+            return user_id
+    user, expires_at = await _verify(session, token)
+    if reading and token:
+        verified_tokens.put(token, user.id, expires_at)
+    return user.id
+
+
+CurrentUserId = Annotated[int, Depends(get_current_user_id)]
 
 MAX_PAGE_SIZE = 100
 

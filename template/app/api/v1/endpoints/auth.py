@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import (
     CurrentUser,
     SessionDep,
@@ -15,7 +16,7 @@ from app.api.v1.responses import UNAUTHORIZED, error_responses
 from app.modules.auth.schemas import Token, UserCreate, UserRead
 from app.modules.auth.service import AuthService
 
-router = APIRouter(prefix="/auth", tags=["Auth"])
+router = APIRouter(prefix="/auth", tags=["Auth"], route_class=ReadRetryRoute)
 
 
 @router.post(

@@ -5,6 +5,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,15 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.v1.dependencies import get_login_limiter
+from app.api.v1 import dependencies
+from app.api.v1.dependencies import CurrentUserId, get_login_limiter
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter
-from app.main import app
+from app.db.session import get_db
+from app.main import app, create_app
 from app.modules.auth.models import User
-from tests.conftest import TEST_PASSWORD
+from app.modules.auth.token_cache import VerifiedTokens
+from tests.conftest import TEST_PASSWORD, app_client
 
 ME = "/api/v1/auth/me"
 LOGIN = "/api/v1/auth/login"
@@ -154,3 +158,120 @@ async def test_the_limit_is_shared_through_redis() -> None:
     assert await second_worker.hit(key) is None
     assert await first_worker.hit(key) is not None
     assert await second_worker.hit(key) is not None
+
+
+# ---- reads trust a verified token for AUTH_CACHE_SECONDS ------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    cache = VerifiedTokens(ttl=5.0, clock=clock)
+    monkeypatch.setattr(dependencies, "verified_tokens", cache)
+    return clock
+
+
+@pytest.fixture
+async def whoami(session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """An app with one route on each method that needs only the user's id."""
+    probe = create_app()
+
+    @probe.get("/whoami")
+    async def read(user_id: CurrentUserId) -> dict[str, int]:
+        return {"id": user_id}
+
+    @probe.post("/whoami")
+    async def write(user_id: CurrentUserId) -> dict[str, int]:
+        return {"id": user_id}
+
+    async def _test_db() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    probe.dependency_overrides[get_db] = _test_db
+    async for client in app_client(probe):
+        yield client
+
+
+async def test_a_deactivated_user_reads_for_at_most_the_cache_bound(
+    whoami: AsyncClient,
+    session: AsyncSession,
+    user: User,
+    auth_headers: dict[str, str],
+    clock: Clock,
+) -> None:
+    assert (await whoami.get("/whoami", headers=auth_headers)).json() == {"id": user.id}
+    user.is_active = False
+    await session.commit()
+
+    clock.now += 4.9
+    cached = await whoami.get("/whoami", headers=auth_headers)
+    write = await whoami.post("/whoami", headers=auth_headers)
+    clock.now += 0.1
+    expired = await whoami.get("/whoami", headers=auth_headers)
+
+    assert cached.status_code == 200  # within the bound: trusted
+    assert write.status_code == 401  # writes always check
+    assert expired.status_code == 401  # past it: checked again, and refused
+
+
+async def test_a_deleted_user_reads_for_at_most_the_cache_bound(
+    whoami: AsyncClient,
+    session: AsyncSession,
+    user: User,
+    auth_headers: dict[str, str],
+    clock: Clock,
+) -> None:
+    assert (await whoami.get("/whoami", headers=auth_headers)).status_code == 200
+    await session.delete(user)
+    await session.commit()
+
+    clock.now += 5.0
+    assert (await whoami.get("/whoami", headers=auth_headers)).status_code == 401
+
+
+async def test_with_no_cache_every_read_checks(
+    whoami: AsyncClient,
+    session: AsyncSession,
+    user: User,
+    auth_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dependencies, "verified_tokens", VerifiedTokens(ttl=0))
+    assert (await whoami.get("/whoami", headers=auth_headers)).status_code == 200
+    user.is_active = False
+    await session.commit()
+    assert (await whoami.get("/whoami", headers=auth_headers)).status_code == 401
+
+
+async def test_a_bad_token_is_never_cached(
+    whoami: AsyncClient, user: User, clock: Clock
+) -> None:
+    forged = _token({"sub": str(user.id), "exp": _later()}, key="not-the-key" * 4)
+    for _ in range(2):
+        response = await whoami.get(
+            "/whoami", headers={"Authorization": f"Bearer {forged}"}
+        )
+        assert response.status_code == 401
+
+
+def test_an_entry_never_outlives_its_token_nor_the_size_bound() -> None:
+    clock = Clock()
+    cache = VerifiedTokens(ttl=5.0, max_entries=2, clock=clock)
+    cache.put("short", 1, token_expires_at=time.time() + 1)
+    cache.put("gone", 2, token_expires_at=time.time() - 1)
+    assert cache.get("short") == 1
+    assert cache.get("gone") is None  # already expired: not kept at all
+    clock.now += 1.01
+    assert cache.get("short") is None  # the token's own expiry came first
+
+    for token in ("a", "b", "c"):
+        cache.put(token, 7, token_expires_at=time.time() + 60)
+    assert [cache.get(token) for token in ("a", "b", "c")] == [None, 7, 7]

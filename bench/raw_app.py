@@ -3,12 +3,15 @@ asyncpg pool, with no ORM, no services and no dependency injection.
 
 Per request, like the generated bookings routes: verify the bearer JWT (PyJWT,
 the same key and algorithm), load the user and check it is active, then read a
-page of the user's bookings (or one booking, or insert one) and answer JSON.
+page of the user's bookings (or one booking), or insert one after checking for
+an overlap under the same advisory lock, and answer JSON. (The generated reads
+may skip the user check for AUTH_CACHE_SECONDS; this yardstick never does.)
 Served like the real app (FastAPI, one uvicorn worker); run inside a generated
 project's environment (DATABASE_URL, SECRET_KEY from its settings).
 """
 
 import os
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -32,6 +35,13 @@ ONE = f"SELECT {COLUMNS} FROM bookings WHERE id = $1 AND user_id = $2"
 INSERT = (
     "INSERT INTO bookings (user_id, therapist_id, start_time, end_time, duration_minutes, "
     f"status, created_at) VALUES ($1, $2, $3, $4, $5, 'confirmed', now()) RETURNING {COLUMNS}"
+)
+# The generated create checks for an overlapping booking under a per-therapist
+# advisory lock, in one transaction; the yardstick does the same work.
+LOCK = "SELECT pg_advisory_xact_lock($1)"
+OVERLAP = (
+    "SELECT id FROM bookings WHERE therapist_id = $1 AND status != 'cancelled' "
+    "AND start_time < $2 AND end_time > $3 LIMIT 1"
 )
 
 
@@ -91,16 +101,15 @@ async def create_booking(request: Request) -> JSONResponse:
     body = await request.json()
     start = datetime.fromisoformat(body["start_time"])
     minutes = int(body.get("duration_minutes", 60))
+    therapist = int(body["therapist_id"])
+    end = start + timedelta(minutes=minutes)
     async with POOL["db"].acquire() as connection:
         user_id = await _user_id(request, connection)
         if user_id is None:
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
-        row = await connection.fetchrow(
-            INSERT,
-            user_id,
-            int(body["therapist_id"]),
-            start,
-            start + timedelta(minutes=minutes),
-            minutes,
-        )
+        async with connection.transaction():
+            await connection.execute(LOCK, zlib.crc32(f"bookings:therapist:{therapist}".encode()))
+            if await connection.fetchval(OVERLAP, therapist, end, start) is not None:
+                return JSONResponse({"detail": "The therapist is already booked"}, status_code=409)
+            row = await connection.fetchrow(INSERT, user_id, therapist, start, end, minutes)
     return JSONResponse(_row(row), status_code=201)

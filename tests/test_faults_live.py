@@ -4,6 +4,8 @@
   machine's PostgreSQL or MariaDB (never by stopping the shared servers): every
   request answers 503 + Retry-After within seconds, none 500, and the service
   recovers by itself when the proxy is restored.
+- A database restart (every pooled connection reset, the server back at once):
+  no request fails; reads retry once on a new connection.
 - The default SQLite render under 50 simultaneous registrations of one email,
   with production argon2 cost: one 201, 409s, no 5xx, bounded memory.
 - Concurrent oversized uploads: 413s, and the worker's memory stays bounded.
@@ -112,6 +114,11 @@ class Proxy:
 
     def cut(self, mode: str) -> None:
         self._call(self._cut(mode))
+
+    def drop_connections(self) -> None:
+        """Reset every open connection and keep forwarding new ones: what a
+        database restart does to a service's pooled connections."""
+        self._call(self._cut("up"))
 
     def restore(self) -> None:
         self._call(self._restore())
@@ -269,6 +276,58 @@ class Clients:
         self.running = False
         for thread in self.threads:
             thread.join(timeout=60)
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysql"])
+def test_after_a_database_restart_no_request_fails(
+    project_venv: Path,
+    tmp_path: Path,
+    template_repo: Path,
+    server_database: Callable[[str], str],
+    database: str,
+) -> None:
+    """Reads use connections nobody tests before use (issue "hot path"): the
+    ones a restart killed must cost a retry, never an error."""
+    project = copy_project(template_repo, tmp_path / "svc", database=database, modules=["bookings"])
+    direct = server_database(database)
+    migrated = run_in(
+        project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    proxy = Proxy(UPSTREAM[database])
+    proxied = direct.replace(f":{UPSTREAM[database]}/", f":{proxy.port}/")
+    try:
+        with serving(project_venv, project, DATABASE_URL=proxied) as service:
+            token = token_for(service.base, f"restart-{database}@example.com")
+            auth = {"Authorization": f"Bearer {token}"}
+            bookings = f"{service.base}/api/v1/bookings"
+
+            def book(therapist: int) -> int:
+                status, _ = post_json(
+                    service.base,
+                    "/api/v1/bookings",
+                    {"therapist_id": therapist, "start_time": "2031-01-01T09:00:00Z"},
+                    **auth,
+                )
+                return status
+
+            def reads(count: int) -> list[int]:
+                with ThreadPoolExecutor(8) as pool:
+                    return list(pool.map(lambda _: call(bookings, headers=auth)[0], range(count)))
+
+            assert book(1) == 201
+            assert set(reads(32)) == {200}  # several pooled connections, all used
+            proxy.drop_connections()
+            after = reads(32)
+            proxy.drop_connections()
+            written = book(2)
+            log = service.stop()
+    finally:
+        proxy.close()
+    assert after == [200] * 32, after
+    assert written == 201  # writes test their connection before use
+    assert "running GET /api/v1/bookings again" in log
+    assert "Traceback" not in log
 
 
 @pytest.mark.parametrize("database", ["postgresql", "mysql"])

@@ -155,6 +155,8 @@ async def get_engine() -> AsyncEngine:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request: GET reads from the read pool (no transaction,
+    so a GET must not write), every other method works in one transaction."""
     factory = ReadSessionLocal if request.method == "GET" else SessionLocal
     session = factory()
     try:

@@ -164,7 +164,12 @@ def make_project_venv(venv: Path, project: Path) -> Path:
 
 
 def run_in(
-    venv: Path, project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    venv: Path,
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {
         **os.environ,
@@ -177,6 +182,7 @@ def run_in(
         list(args),
         cwd=project,
         env=full_env,
+        input=stdin if stdin is not None else "",  # never the test runner's own
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,7 +1,7 @@
 """Application entry point: wiring, middleware and lifespan."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.v1.dependencies import get_login_limiter
 from app.api.v1.router import api_router
@@ -25,7 +25,8 @@ from app.core.middleware import (
 from app.core.observability import init_sentry
 from app.core.rate_limit import RateLimiter, redis_reachable
 from app.db.errors import register_database_error_handlers
-from app.db.session import engine, get_engine, read_engine
+from app.db.session import SessionLocal, engine, get_engine, read_engine
+from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
 setup_logging(
     settings.LOG_LEVEL,
@@ -38,9 +39,31 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def ensure_first_superuser(
+    session_factory: Callable[[], AsyncSession] = SessionLocal,
+) -> None:
+    """FIRST_SUPERUSER_EMAIL and _PASSWORD both set: make sure that account is a
+    superuser. A bad value or an unreachable database is logged, not fatal: the
+    service still starts (and `python -m app create-superuser` says more)."""
+    try:
+        message = await ensure_superuser(
+            settings.FIRST_SUPERUSER_EMAIL,
+            settings.FIRST_SUPERUSER_PASSWORD,
+            session_factory,
+        )
+    except SuperuserInputError as exc:
+        logger.error("First superuser not created: %s", exc)
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("First superuser not checked, database unavailable: %s", exc)
+    else:
+        logger.info(message)
+
+
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     logger.info("Starting %s", settings.APP_NAME)
+    if settings.FIRST_SUPERUSER_EMAIL and settings.FIRST_SUPERUSER_PASSWORD:
+        await ensure_first_superuser()
     yield
     # Return pooled connections cleanly instead of letting the server drop them.
     await engine.dispose()

@@ -75,6 +75,31 @@ class AuthService:
             raise ConflictError("A user with this email already exists") from exc
         return user
 
+    async def ensure_superuser(self, data: UserCreate) -> tuple[User, str]:
+        """Make `data.email` an active superuser, and say what that took.
+
+        A new account gets `data.password`; an existing one keeps its own password
+        and is promoted (and reactivated). Safe to run any number of times, and
+        from several processes at once."""
+        user = await self.get_by_email(data.email)
+        if user is None:
+            try:
+                user = await self.register(data)
+            except ConflictError:  # another process created it meanwhile
+                user = await self.get_by_email(data.email)
+            else:
+                user.is_superuser = True
+                await self.session.commit()
+                return user, "created"
+        if user is None:  # created and deleted again meanwhile
+            raise ConflictError("The account changed meanwhile; run this again")
+        if user.is_superuser and user.is_active:
+            return user, "unchanged"
+        user.is_superuser = True
+        user.is_active = True
+        await self.session.commit()
+        return user, "promoted"
+
     async def authenticate(self, email: str, password: str) -> User:
         """Check credentials; an unknown email and a wrong password look alike."""
         user = await self.get_by_email(email)

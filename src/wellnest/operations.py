@@ -256,20 +256,25 @@ class ModuleStatus:
         return problems
 
 
+# Part of every project, not modules: the auth package, and the routes that
+# manage its accounts (app/api/v1/endpoints/users.py).
+BUILT_IN = frozenset({"auth", "users"})
+
+
 def module_statuses(project: Project) -> list[ModuleStatus]:
     modules_dir = project.root / "app" / "modules"
     folders = (
         {
             p.name
             for p in modules_dir.iterdir()
-            if p.is_dir() and p.name != "auth" and not p.name.startswith(("_", "."))
+            if p.is_dir() and p.name not in BUILT_IN and not p.name.startswith(("_", "."))
         }
         if modules_dir.is_dir()
         else set()
     )
     base = _safe_read(project, "app/db/base.py")
     router = _safe_read(project, "app/api/v1/router.py")
-    registered = {*_BASE_IMPORT.findall(base), *_ROUTER_INCLUDE.findall(router)} - {"auth"}
+    registered = {*_BASE_IMPORT.findall(base), *_ROUTER_INCLUDE.findall(router)} - BUILT_IN
     names = list(dict.fromkeys([*project.module_names, *sorted(folders | registered)]))
     fields = {
         module_name(entry): [str(spec) for spec in entry.get("fields") or []]

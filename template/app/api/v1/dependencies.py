@@ -13,7 +13,11 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
-from app.core.exceptions import TooManyRequestsError, UnauthorizedError
+from app.core.exceptions import (
+    ForbiddenError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
 from app.db.session import get_db
@@ -53,6 +57,16 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_current_superuser(user: CurrentUser) -> User:
+    """The current user if a superuser (checked afresh, never cached), else 403."""
+    if not user.is_superuser:
+        raise ForbiddenError("Superusers only")
+    return user
+
+
+CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 
 verified_tokens = VerifiedTokens(settings.AUTH_CACHE_SECONDS)
 

@@ -8,6 +8,7 @@ from app.core.exceptions import ErrorResponse
 
 _DESCRIPTIONS = {
     status.HTTP_401_UNAUTHORIZED: "Missing, invalid or expired credentials",
+    status.HTTP_403_FORBIDDEN: "Not allowed for this user",
     status.HTTP_404_NOT_FOUND: "Not found, or not yours",
     status.HTTP_409_CONFLICT: "Conflicts with existing data",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests",

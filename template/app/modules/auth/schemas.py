@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
 from app.core.validation import SafeText
 
@@ -34,3 +34,33 @@ class UserRead(BaseModel):
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
+
+
+class UserAdminRead(UserRead):
+    """What a superuser sees of an account."""
+
+    is_superuser: bool
+
+
+class UserAdminUpdate(BaseModel):
+    """Only the flags sent are changed; neither may be null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: StrictBool | None = None
+    is_superuser: StrictBool | None = None
+
+    @field_validator("is_active", "is_superuser")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            msg = "may be omitted, but not null"
+            raise ValueError(msg)
+        return value
+
+
+class UserFilter(BaseModel):
+    """List filters: each one given must match exactly (emails in any case)."""
+
+    email: str | None = Field(default=None, max_length=320)
+    is_active: bool | None = None

@@ -1,0 +1,78 @@
+"""Account management for superusers: list, read, (de)activate, promote, delete.
+
+What a superuser may see of other users' module objects is decided here too:
+nothing more than anyone else. This API is for accounts; every module keeps
+scoping its reads and writes to the owner.
+"""
+
+from pydantic import TypeAdapter
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.exceptions import ConflictError, NotFoundError
+from app.db.locks import advisory_lock
+from app.modules.auth.models import User
+from app.modules.auth.schemas import UserAdminRead, UserAdminUpdate, UserFilter
+from app.modules.auth.service import normalize_email
+
+_PAGE_OF = TypeAdapter(list[UserAdminRead])
+# Taken by every change that could leave no active superuser, so two admins
+# demoting each other at once cannot both pass the check.
+_SUPERUSERS_LOCK = "users:superusers"
+LAST_SUPERUSER = "That would leave no active superuser; promote another one first"
+
+
+class UserAdminService:
+    resource_name = "User"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(
+        self, *, limit: int, offset: int, filters: UserFilter
+    ) -> list[UserAdminRead]:
+        query = select(User).order_by(User.id).limit(limit).offset(offset)
+        if filters.email is not None:
+            query = query.where(User.email == normalize_email(filters.email))
+        if filters.is_active is not None:
+            query = query.where(User.is_active == filters.is_active)
+        return _PAGE_OF.validate_python(list(await self.session.scalars(query)))
+
+    async def get(self, user_id: int) -> User:
+        user = await self.session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(self.resource_name, user_id)
+        return user
+
+    async def update(self, user_id: int, data: UserAdminUpdate) -> User:
+        changes = data.model_dump(exclude_unset=True)
+        async with advisory_lock(self.session, _SUPERUSERS_LOCK):
+            user = await self.get(user_id)
+            stays = changes.get("is_active", user.is_active) and changes.get(
+                "is_superuser", user.is_superuser
+            )
+            if not stays:
+                await self._keep_one_superuser(user)
+            for field, value in changes.items():
+                setattr(user, field, value)
+            await self.session.commit()
+        return user
+
+    async def delete(self, user_id: int) -> None:
+        async with advisory_lock(self.session, _SUPERUSERS_LOCK):
+            user = await self.get(user_id)
+            await self._keep_one_superuser(user)
+            await self.session.delete(user)
+            await self.session.commit()
+
+    async def _keep_one_superuser(self, user: User) -> None:
+        """Refuse to take away the last active superuser."""
+        if not (user.is_active and user.is_superuser):
+            return
+        others = await self.session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.is_superuser, User.is_active, User.id != user.id)
+        )
+        if not others:
+            raise ConflictError(LAST_SUPERUSER)

@@ -278,6 +278,27 @@ class Clients:
             thread.join(timeout=60)
 
 
+@contextlib.contextmanager
+def behind_a_proxy(
+    project_venv: Path,
+    project: Path,
+    server_database: Callable[[str], str],
+    database: str,
+) -> Iterator[tuple[Proxy, str]]:
+    """A migrated database on the machine's server, reached through a Proxy:
+    (the proxy, the DATABASE_URL through it)."""
+    direct = server_database(database)
+    migrated = run_in(
+        project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    proxy = Proxy(UPSTREAM[database])
+    try:
+        yield proxy, direct.replace(f":{UPSTREAM[database]}/", f":{proxy.port}/")
+    finally:
+        proxy.close()
+
+
 @pytest.mark.parametrize("database", ["postgresql", "mysql"])
 def test_after_a_database_restart_no_request_fails(
     project_venv: Path,
@@ -289,41 +310,34 @@ def test_after_a_database_restart_no_request_fails(
     """Reads use connections nobody tests before use (issue "hot path"): the
     ones a restart killed must cost a retry, never an error."""
     project = copy_project(template_repo, tmp_path / "svc", database=database, modules=["bookings"])
-    direct = server_database(database)
-    migrated = run_in(
-        project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    proxy = Proxy(UPSTREAM[database])
-    proxied = direct.replace(f":{UPSTREAM[database]}/", f":{proxy.port}/")
-    try:
-        with serving(project_venv, project, DATABASE_URL=proxied) as service:
-            token = token_for(service.base, f"restart-{database}@example.com")
-            auth = {"Authorization": f"Bearer {token}"}
-            bookings = f"{service.base}/api/v1/bookings"
+    with (
+        behind_a_proxy(project_venv, project, server_database, database) as (proxy, proxied),
+        serving(project_venv, project, DATABASE_URL=proxied) as service,
+    ):
+        token = token_for(service.base, f"restart-{database}@example.com")
+        auth = {"Authorization": f"Bearer {token}"}
+        bookings = f"{service.base}/api/v1/bookings"
 
-            def book(therapist: int) -> int:
-                status, _ = post_json(
-                    service.base,
-                    "/api/v1/bookings",
-                    {"therapist_id": therapist, "start_time": "2031-01-01T09:00:00Z"},
-                    **auth,
-                )
-                return status
+        def book(therapist: int) -> int:
+            status, _ = post_json(
+                service.base,
+                "/api/v1/bookings",
+                {"therapist_id": therapist, "start_time": "2031-01-01T09:00:00Z"},
+                **auth,
+            )
+            return status
 
-            def reads(count: int) -> list[int]:
-                with ThreadPoolExecutor(8) as pool:
-                    return list(pool.map(lambda _: call(bookings, headers=auth)[0], range(count)))
+        def reads(count: int) -> list[int]:
+            with ThreadPoolExecutor(8) as pool:
+                return list(pool.map(lambda _: call(bookings, headers=auth)[0], range(count)))
 
-            assert book(1) == 201
-            assert set(reads(32)) == {200}  # several pooled connections, all used
-            proxy.drop_connections()
-            after = reads(32)
-            proxy.drop_connections()
-            written = book(2)
-            log = service.stop()
-    finally:
-        proxy.close()
+        assert book(1) == 201
+        assert set(reads(32)) == {200}  # several pooled connections, all used
+        proxy.drop_connections()
+        after = reads(32)
+        proxy.drop_connections()
+        written = book(2)
+        log = service.stop()
     assert after == [200] * 32, after
     assert written == 201  # writes test their connection before use
     assert "running GET /api/v1/bookings again" in log
@@ -339,59 +353,52 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
     database: str,
 ) -> None:
     project = copy_project(template_repo, tmp_path / "svc", database=database, modules=["bookings"])
-    direct = server_database(database)
-    migrated = run_in(
-        project_venv, project, "alembic", "upgrade", "head", env={"DATABASE_URL": direct}
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    proxy = Proxy(UPSTREAM[database])
-    proxied = direct.replace(f":{UPSTREAM[database]}/", f":{proxy.port}/")
     figures: dict[str, float] = {}
-    try:
-        with serving(project_venv, project, DATABASE_URL=proxied) as service:
-            token = token_for(service.base, f"outage-{database}@example.com")
-            clients = Clients(f"{service.base}/api/v1/bookings", token, count=8)
-            try:
-                time.sleep(1.5)
-                assert {r[1] for r in clients.since(0)} == {200}
-                for mode in ("refuse", "hang"):
-                    cut = time.monotonic()
-                    proxy.cut(mode)
-                    time.sleep(5)  # a five-second outage
-                    during = clients.since(cut + 0.5)
-                    status, _, body, ready_seconds = call(f"{service.base}/health/ready")
-                    assert (status, body["database"]) == (503, "unreachable")
-                    live, *_ = call(f"{service.base}/health/live")
-                    assert live == 200
-                    restored = time.monotonic()
-                    proxy.restore()
-                    deadline = restored + 20
-                    while time.monotonic() < deadline:
-                        recent = clients.since(time.monotonic() - 0.5)
-                        if len(recent) >= 8 and all(r[1] == 200 for r in recent):
-                            break
-                        time.sleep(0.1)
-                    recovered = time.monotonic() - restored
-                    first_200 = min(r[0] for r in clients.since(restored) if r[1] == 200)
-                    codes = {r[1] for r in during}
-                    assert codes <= {200, 503}, codes  # never a 500, never a dropped connection
-                    assert 503 in codes
-                    assert all(r[2].get("retry-after") for r in during if r[1] == 503)
-                    slowest = max(r[3] for r in during if r[1] == 503)
-                    assert slowest < 3.5, slowest
-                    assert recovered < 5, recovered
-                    figures[f"{mode}: slowest 503 (s)"] = round(slowest, 2)
-                    figures[f"{mode}: readiness answer (s)"] = round(ready_seconds, 2)
-                    figures[f"{mode}: first 200 after restore (s)"] = round(first_200 - restored, 2)
-                    figures[f"{mode}: all clients 200 within (s)"] = round(recovered, 2)
-                    figures[f"{mode}: requests during outage"] = len(during)
-            finally:
-                clients.stop()
-            log = service.stop()
-            assert "Exception in ASGI application" not in log
-            assert "Traceback" not in log  # an outage is a warning line, not a traceback
-    finally:
-        proxy.close()
+    with (
+        behind_a_proxy(project_venv, project, server_database, database) as (proxy, proxied),
+        serving(project_venv, project, DATABASE_URL=proxied) as service,
+    ):
+        token = token_for(service.base, f"outage-{database}@example.com")
+        clients = Clients(f"{service.base}/api/v1/bookings", token, count=8)
+        try:
+            time.sleep(1.5)
+            assert {r[1] for r in clients.since(0)} == {200}
+            for mode in ("refuse", "hang"):
+                cut = time.monotonic()
+                proxy.cut(mode)
+                time.sleep(5)  # a five-second outage
+                during = clients.since(cut + 0.5)
+                status, _, body, ready_seconds = call(f"{service.base}/health/ready")
+                assert (status, body["database"]) == (503, "unreachable")
+                live, *_ = call(f"{service.base}/health/live")
+                assert live == 200
+                restored = time.monotonic()
+                proxy.restore()
+                deadline = restored + 20
+                while time.monotonic() < deadline:
+                    recent = clients.since(time.monotonic() - 0.5)
+                    if len(recent) >= 8 and all(r[1] == 200 for r in recent):
+                        break
+                    time.sleep(0.1)
+                recovered = time.monotonic() - restored
+                first_200 = min(r[0] for r in clients.since(restored) if r[1] == 200)
+                codes = {r[1] for r in during}
+                assert codes <= {200, 503}, codes  # never a 500, never a dropped connection
+                assert 503 in codes
+                assert all(r[2].get("retry-after") for r in during if r[1] == 503)
+                slowest = max(r[3] for r in during if r[1] == 503)
+                assert slowest < 3.5, slowest
+                assert recovered < 5, recovered
+                figures[f"{mode}: slowest 503 (s)"] = round(slowest, 2)
+                figures[f"{mode}: readiness answer (s)"] = round(ready_seconds, 2)
+                figures[f"{mode}: first 200 after restore (s)"] = round(first_200 - restored, 2)
+                figures[f"{mode}: all clients 200 within (s)"] = round(recovered, 2)
+                figures[f"{mode}: requests during outage"] = len(during)
+        finally:
+            clients.stop()
+        log = service.stop()
+        assert "Exception in ASGI application" not in log
+        assert "Traceback" not in log  # an outage is a warning line, not a traceback
     print(f"\n{database} outage figures: {json.dumps(figures)}")
 
 

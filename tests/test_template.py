@@ -116,12 +116,12 @@ def test_modules_render_through_yield_with_names(render: Render) -> None:
     assert "class Payment(Base):" in (root / "app/modules/payments/models.py").read_text()
 
 
-def test_no_modules_renders_auth_only(render: Render) -> None:
+def test_no_modules_renders_auth_and_account_management_only(render: Render) -> None:
     root = render(modules=[])
 
     assert not (root / "app/modules/bookings").exists()
     router = (root / "app/api/v1/router.py").read_text()
-    assert "auth,\n)" in router
+    assert "import (\n    auth,\n    users,\n)" in router
 
 
 def test_migrations_chain_in_module_order(render: Render) -> None:

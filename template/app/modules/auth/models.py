@@ -11,6 +11,9 @@ from app.db.types import UTCDateTime, utcnow
 
 class User(Base):
     __tablename__ = "users"
+    # A token names its user by id: SQLite must never hand a deleted user's id to
+    # a new account (plain INTEGER PRIMARY KEY reuses the highest freed id).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased by the service: one account per address on every backend.

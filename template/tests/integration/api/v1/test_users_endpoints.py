@@ -161,3 +161,16 @@ async def test_odd_changes_are_422(
         f"{USERS}/{other_user.id}", json=body, headers=auth_headers
     )
     assert response.status_code == 422
+
+
+async def test_a_deleted_accounts_id_never_comes_back(
+    client: AsyncClient, admin: User, other_user: User, auth_headers: dict[str, str]
+) -> None:
+    # A token names its user by id: a reused id would let an old token in as
+    # someone else (SQLite reuses the highest freed id unless told not to).
+    await client.delete(f"{USERS}/{other_user.id}", headers=auth_headers)
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "carol@example.com", "password": "a-long-password"},
+    )
+    assert response.json()["id"] > other_user.id

@@ -34,7 +34,14 @@ RENDERS = {
     ),
     "mysql-after-add-module": (
         {"database": "mysql"},
-        [["invoices"], ["people"], ["payments", "invoice:ref=invoices", "amount:decimal=9,2"]],
+        [
+            ["invoices"],
+            ["people"],
+            ["payments", "invoice:ref=invoices", "amount:decimal=9,2"],
+            # The first date field re-renders app/core/validation.py with a date
+            # branch alone (no datetime, no json): its layout must stay formatted.
+            ["visits", "day:date"],
+        ],
     ),
 }
 

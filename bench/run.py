@@ -110,6 +110,8 @@ class Bench:
         self.results: dict[str, Any] = {}
         self._server_rss: dict[str, float] = {}
         self._load_runs = 0  # each POST run books fresh therapists: no 409s
+        # Timed repetitions of the service load and the suite: 1 to 3.
+        self.rounds = max(1, min(3, sizes.runs))
 
     # ---- environments -------------------------------------------------------------
 
@@ -316,7 +318,7 @@ class Bench:
         for url in (base, raw):  # warm-up
             self._one_load(f"{url}{path}", headers, post_booking, duration=1)
         app_runs, raw_runs = [], []
-        for _ in range(max(1, min(3, self.sizes.runs))):
+        for _ in range(self.rounds):
             app_runs.append(
                 self._one_load(f"{base}{path}", headers, post_booking, self.sizes.duration)
             )
@@ -387,7 +389,7 @@ class Bench:
         self._one_load(url, headers, post_booking, duration=1)
         samples = [
             self._one_load(url, headers, post_booking, self.sizes.duration)
-            for _ in range(max(1, min(3, self.sizes.runs)))
+            for _ in range(self.rounds)
         ]
         return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
 
@@ -441,7 +443,7 @@ class Bench:
         self.results["suite_seconds"] = {
             "default project pytest (SQLite)": timed(
                 [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                max(1, min(3, self.sizes.runs)),
+                self.rounds,
                 cwd=project,
                 env=env,
             )

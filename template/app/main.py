@@ -24,7 +24,7 @@ from app.core.middleware import (
 )
 from app.core.observability import init_sentry
 from app.core.rate_limit import RateLimiter, redis_reachable
-from app.db.errors import register_database_error_handlers
+from app.db.errors import RETRY_AFTER_SECONDS, register_database_error_handlers
 from app.db.session import SessionLocal, engine, get_engine, read_engine
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
@@ -130,7 +130,7 @@ def create_app() -> FastAPI:
         return JSONResponse(
             {"status": "unavailable", **checks},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     # Kept from earlier versions, whose orchestration may still probe it.

@@ -80,15 +80,15 @@ async def get_current_user_id(
 
     A GET trusts a token verified in the last AUTH_CACHE_SECONDS (see
     app/modules/auth/token_cache.py); any other method verifies it again."""
-    reading = request.method == "GET"
-    if reading and token:
-        user_id = verified_tokens.get(token)
-        if user_id is not None:
-            return user_id
-    user, expires_at = await _verify(session, token)
-    if reading and token:
+    if request.method != "GET" or not token:
+        user, _ = await _verify(session, token)
+        return user.id
+    user_id = verified_tokens.get(token)
+    if user_id is None:
+        user, expires_at = await _verify(session, token)
         verified_tokens.put(token, user.id, expires_at)
-    return user.id
+        user_id = user.id
+    return user_id
 
 
 CurrentUserId = Annotated[int, Depends(get_current_user_id)]

@@ -57,6 +57,7 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
         "tests/integration/api/v1/test_auth_endpoints.py",
         "migrations/env.py",
         "migrations/versions/0001_create_users.py",
+        "migrations/versions/0002_account_security.py",
         *(path.format(m="bookings") for path in MODULE_FILES),
     ]:
         assert (root / relpath).is_file(), relpath
@@ -129,7 +130,7 @@ def test_migrations_chain_in_module_order(render: Render) -> None:
 
     versions = root / "migrations/versions"
     assert (
-        'down_revision: str | None = "0001_create_users"'
+        'down_revision: str | None = "0002_account_security"'
         in (versions / "create_bookings.py").read_text()
     )
     assert (

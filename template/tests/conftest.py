@@ -17,6 +17,10 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-" + "0123456789abcdef" * 4
 # Tests exercise the limiter on their own instances; nothing leaves the process.
 os.environ["LOGIN_RATE_LIMIT"] = "10000/minute"
 os.environ["REGISTER_RATE_LIMIT"] = "10000/minute"
+os.environ["PASSWORD_RESET_RATE_LIMIT"] = "10000/minute"
+os.environ["PASSWORD_CONFIRM_RATE_LIMIT"] = "10000/minute"
+# No email leaves a test run unless a test sets up its own SMTP server.
+os.environ["SMTP_HOST"] = ""
 # Cheaper argon2 for speed; production keeps the recommended cost.
 os.environ["PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PASSWORD_HASH_MEMORY_KIB"] = "8192"
@@ -29,12 +33,12 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
-from app.api.v1.dependencies import verified_tokens  # noqa: E402
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import build_engine, get_db  # noqa: E402
 from app.main import app  # noqa: E402
 from app.modules.auth.models import User  # noqa: E402
+from app.modules.auth.token_cache import verified_tokens  # noqa: E402
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 

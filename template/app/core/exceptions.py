@@ -23,6 +23,12 @@ class AppError(Exception):
         self.message = message
 
 
+class BadRequestError(AppError):
+    """Input that is well-formed but cannot be used (a wrong current password)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
 class NotFoundError(AppError):
     status_code = status.HTTP_404_NOT_FOUND
 

@@ -1,6 +1,9 @@
-"""Password hashing (argon2 via pwdlib) and JWT access tokens (PyJWT)."""
+"""Password hashing (argon2 via pwdlib), JWT access tokens (PyJWT) and the
+secrets of password reset links."""
 
+import hashlib
 import os
+import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,11 +48,15 @@ def verify_password(password: str, hashed: str) -> bool:
         return password_hash.verify(password, hashed)
 
 
-def create_access_token(subject: str, expires_delta: timedelta | None = None) -> str:
+def create_access_token(
+    subject: str, version: int = 0, expires_delta: timedelta | None = None
+) -> str:
+    """A signed token for user `subject`, valid while the user's token version
+    is still `version` (see User.token_version) and until it expires."""
     expires = datetime.now(UTC) + (
         expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     )
-    payload = {"sub": subject, "exp": expires, "iat": datetime.now(UTC)}
+    payload = {"sub": subject, "ver": version, "exp": expires, "iat": datetime.now(UTC)}
     return jwt.encode(payload, settings.SECRET_KEY, algorithm=settings.ALGORITHM)
 
 
@@ -66,3 +73,15 @@ def decode_access_token(token: str) -> dict[str, Any] | None:
     except jwt.PyJWTError:
         return None
     return claims
+
+
+def new_reset_secret() -> tuple[str, str]:
+    """A reset link's secret (for the email) and its digest (for the database)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, reset_secret_digest(secret)
+
+
+def reset_secret_digest(secret: str) -> str:
+    # 256 random bits need no slow hash: SHA-256 cannot be reversed, and there
+    # is nothing to guess.
+    return hashlib.sha256(secret.encode()).hexdigest()

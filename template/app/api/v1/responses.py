@@ -7,6 +7,7 @@ from fastapi import status
 from app.core.exceptions import ErrorResponse
 
 _DESCRIPTIONS = {
+    status.HTTP_400_BAD_REQUEST: "Cannot be done with this input",
     status.HTTP_401_UNAUTHORIZED: "Missing, invalid or expired credentials",
     status.HTTP_403_FORBIDDEN: "Not allowed for this user",
     status.HTTP_404_NOT_FOUND: "Not found, or not yours",

@@ -14,6 +14,7 @@ from app.db.locks import advisory_lock
 from app.modules.auth.models import User
 from app.modules.auth.schemas import UserAdminRead, UserAdminUpdate, UserFilter
 from app.modules.auth.service import normalize_email
+from app.modules.auth.token_cache import verified_tokens
 
 _PAGE_OF = TypeAdapter(list[UserAdminRead])
 # Taken by every change that could leave no active superuser, so two admins
@@ -53,9 +54,13 @@ class UserAdminService:
             )
             if not stays:
                 await self._keep_one_superuser(user)
+            if user.is_active and changes.get("is_active") is False:
+                # Reactivating later must not bring the account's old tokens back.
+                user.token_version += 1
             for field, value in changes.items():
                 setattr(user, field, value)
             await self.session.commit()
+        verified_tokens.forget_user(user_id)
         return user
 
     async def delete(self, user_id: int) -> None:
@@ -64,6 +69,7 @@ class UserAdminService:
             await self._keep_one_superuser(user)
             await self.session.delete(user)
             await self.session.commit()
+        verified_tokens.forget_user(user_id)
 
     async def _keep_one_superuser(self, user: User) -> None:
         """Refuse to take away the last active superuser."""

@@ -1,8 +1,8 @@
-"""The users table."""
+"""The users table, and the password reset tokens issued for its accounts."""
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.session import Base
@@ -22,4 +22,23 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(100), default=None)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Every token carries the version current when it was issued; raising it
+    # (password change or reset, deactivation, sign-out everywhere) makes every
+    # earlier token invalid without keeping a list of tokens anywhere.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class PasswordResetToken(Base):
+    """One emailed reset link. Only a SHA-256 of the link's secret is kept: a copy
+    of this table lets nobody reset a password."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,8 @@ from app.core.validation import SafeText
 # argon2 accepts any length, but an unbounded password is a cheap way to burn CPU.
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+# A reset link's secret: 43 URL-safe characters; the bound leaves room, no more.
+RESET_TOKEN_MAX_LENGTH = 128
 
 
 class UserCreate(BaseModel):
@@ -64,3 +66,34 @@ class UserFilter(BaseModel):
 
     email: str | None = Field(default=None, max_length=320)
     is_active: bool | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Any stored password may be typed here, including one set before today's rules.
+    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    # The rules of registration.
+    new_password: SafeText = Field(
+        min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
+    )
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=RESET_TOKEN_MAX_LENGTH)
+    # The rules of registration.
+    new_password: SafeText = Field(
+        min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
+    )
+
+
+class Message(BaseModel):
+    detail: str

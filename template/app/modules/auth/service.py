@@ -44,12 +44,16 @@ class AuthService:
         query = select(User).where(User.email == normalize_email(email))
         return await self.session.scalar(query)
 
-    async def get_active_user(self, user_id: str) -> User | None:
-        """The user a token's subject names, if it still exists and is active."""
+    async def get_active_user(self, user_id: str, version: object = 0) -> User | None:
+        """The user a token's subject names, if it still exists, is active and
+        has not revoked tokens of this `version` (its "ver" claim) since."""
         if not _USER_ID.fullmatch(user_id) or int(user_id) > MAX_USER_ID:
             return None
         user = await self.session.scalar(_USER_BY_ID, {"user_id": int(user_id)})
         if user is None or not user.is_active:
+            return None
+        # type() is int, not isinstance: JSON's true must not pass for version 1.
+        if type(version) is not int or version != user.token_version:
             return None
         return user
 
@@ -114,4 +118,4 @@ class AuthService:
 
     async def login(self, email: str, password: str) -> str:
         user = await self.authenticate(email, password)
-        return create_access_token(str(user.id))
+        return create_access_token(str(user.id), user.token_version)

@@ -4,11 +4,14 @@ Every authenticated request used to verify the token's signature and load its
 user: a quarter of a list's CPU and one of its round trips. A read (GET) may
 instead trust, for a few seconds, a token that passed both checks. The price is
 bounded and documented (AUTH_CACHE_SECONDS): a user deactivated or deleted
-meanwhile keeps read access for at most that long. Writes always check.
+meanwhile, or a token revoked (sign-out everywhere, new password) in another
+worker process, keeps read access for at most that long. Writes always check.
 """
 
 import time
 from collections.abc import Callable
+
+from app.core.config import settings
 
 
 class VerifiedTokens:
@@ -47,5 +50,15 @@ class VerifiedTokens:
             self._entries.pop(next(iter(self._entries)))
         self._entries[token] = (self._clock() + lifetime, user_id)
 
+    def forget_user(self, user_id: int) -> None:
+        """Drop every token of one user: its tokens were just revoked."""
+        for token in [t for t, (_, uid) in self._entries.items() if uid == user_id]:
+            del self._entries[token]
+
     def clear(self) -> None:
         self._entries.clear()
+
+
+# Per process: a revocation clears this process's entries at once; another
+# worker may still trust a revoked token for reads for AUTH_CACHE_SECONDS.
+verified_tokens = VerifiedTokens(settings.AUTH_CACHE_SECONDS)

@@ -1,19 +1,34 @@
-"""Auth routes: register, log in, who am I."""
+"""Auth routes: register, log in, who am I, passwords, sign out everywhere."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import (
     CurrentUser,
+    MailerDep,
+    ResetLimiterDep,
     SessionDep,
     limit_login_attempts,
+    limit_password_changes,
     limit_registrations,
+    limit_reset_confirmations,
+    limit_reset_emails,
+    limit_reset_requests,
 )
 from app.api.v1.responses import UNAUTHORIZED, error_responses
-from app.modules.auth.schemas import Token, UserCreate, UserRead
+from app.modules.auth.passwords import PasswordService, reset_email
+from app.modules.auth.schemas import (
+    Message,
+    PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    Token,
+    UserCreate,
+    UserRead,
+)
 from app.modules.auth.service import AuthService
 
 router = APIRouter(prefix="/auth", tags=["Auth"], route_class=ReadRetryRoute)
@@ -54,3 +69,76 @@ async def login(
 async def read_me(current_user: CurrentUser) -> UserRead:
     """The authenticated user."""
     return UserRead.model_validate(current_user)
+
+
+@router.post(
+    "/password",
+    response_model=Token,
+    dependencies=[Depends(limit_password_changes)],
+    responses=error_responses(
+        status.HTTP_400_BAD_REQUEST,
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_429_TOO_MANY_REQUESTS,
+    ),
+)
+async def change_password(
+    data: PasswordChange, current_user: CurrentUser, session: SessionDep
+) -> Token:
+    """Change the password (the current one is required). Every token issued
+    before stops working, this one too: use the token in the answer."""
+    token = await PasswordService(session).change(
+        current_user, data.current_password, data.new_password
+    )
+    return Token(access_token=token)
+
+
+@router.post(
+    "/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED
+)
+async def logout_all(current_user: CurrentUser, session: SessionDep) -> None:
+    """Sign out everywhere: every token issued so far stops working."""
+    await PasswordService(session).sign_out_everywhere(current_user.id)
+
+
+RESET_REQUESTED = "If an account uses this address, a reset link is on its way"
+
+
+@router.post(
+    "/password-reset",
+    response_model=Message,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(limit_reset_requests)],
+    responses=error_responses(status.HTTP_429_TOO_MANY_REQUESTS),
+)
+async def request_password_reset(
+    data: PasswordResetRequest,
+    session: SessionDep,
+    mailer: MailerDep,
+    limiter: ResetLimiterDep,
+    background: BackgroundTasks,
+) -> Message:
+    """Email a single-use reset link. The answer is the same whether or not
+    the address has an account; the email is sent after it."""
+    await limit_reset_emails(limiter, data.email)
+    found = await PasswordService(session).request_reset(data.email)
+    if found is not None:
+        address, secret = found
+        message = reset_email(mailer, address, secret)
+        background.add_task(mailer.send, message, secret=secret)
+    return Message(detail=RESET_REQUESTED)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(limit_reset_confirmations)],
+    responses=error_responses(
+        status.HTTP_400_BAD_REQUEST, status.HTTP_429_TOO_MANY_REQUESTS
+    ),
+)
+async def confirm_password_reset(
+    data: PasswordResetConfirm, session: SessionDep
+) -> None:
+    """Set a new password with the emailed token (once, before it expires);
+    every token issued before stops working."""
+    await PasswordService(session).reset(data.token, data.new_password)

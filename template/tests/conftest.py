@@ -7,6 +7,7 @@ the suite refuses one holding tables it did not create, and drops its own after.
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Any
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite+aiosqlite://")
@@ -33,6 +34,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
+from app.api.v1.dependencies import get_session_factory  # noqa: E402
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import build_engine, get_db  # noqa: E402
@@ -128,10 +130,13 @@ async def client(session: AsyncSession) -> AsyncIterator[AsyncClient]:
         yield session
 
     app.dependency_overrides[get_db] = _test_db
+    # Background work (a reset link) opens "its own" session: the test's, unclosed.
+    app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
     app.dependency_overrides.pop(get_db, None)
+    app.dependency_overrides.pop(get_session_factory, None)
 
 
 @pytest.fixture(scope="session")

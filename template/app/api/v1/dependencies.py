@@ -22,12 +22,21 @@ from app.core.exceptions import (
 )
 from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
-from app.db.session import get_db
+from app.db.session import SessionLocal, get_db
 from app.modules.auth.models import User
+from app.modules.auth.passwords import SessionFactory
 from app.modules.auth.service import AuthService
 from app.modules.auth.token_cache import verified_tokens
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+
+
+async def get_session_factory() -> SessionFactory:
+    """For work that outlives the request (a background task): its own sessions."""
+    return SessionLocal
+
+
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 
 # auto_error=False: a missing token goes through UnauthorizedError like a bad one,
 # so every 401 has the same body and the WWW-Authenticate header.

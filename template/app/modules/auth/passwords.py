@@ -4,11 +4,15 @@ Each of them raises the user's token version: every token issued before stops
 working at once (see User.token_version), with no list of tokens to keep.
 """
 
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +31,10 @@ from app.modules.auth.models import PasswordResetToken, User
 from app.modules.auth.service import AuthService
 from app.modules.auth.token_cache import verified_tokens
 
+logger = logging.getLogger("app.auth")
+
+SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
 INVALID_RESET_TOKEN = "Invalid or expired reset token"
 WRONG_PASSWORD = "The current password is not correct"
 
@@ -44,6 +52,23 @@ def reset_email(mailer: Mailer, address: str, secret: str) -> EmailMessage:
         "your password stays as it is.\n"
     )
     return mailer.message(address, f"Reset your {settings.APP_NAME} password", body)
+
+
+async def send_reset_link(email: str, sessions: SessionFactory, mailer: Mailer) -> None:
+    """Issue and email a reset link, if `email` has an active account.
+
+    Runs after the response went out, in a session of its own: the answer to
+    the request is the same, and takes as long, for every address."""
+    try:
+        async with sessions() as session:
+            found = await PasswordService(session).request_reset(email)
+    except (SQLAlchemyError, OSError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.error("No password reset link issued: %s", detail)
+        return
+    if found is not None:
+        address, secret = found
+        await mailer.send(reset_email(mailer, address, secret), secret=secret)
 
 
 class PasswordService:

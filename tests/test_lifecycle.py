@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, git, update_project
-from wellnest import __version__, store
+from tests.conftest import REPO, git, run_in, update_project
+from wellnest import __version__, migrations, store
 from wellnest.blueprint import Blueprint
 from wellnest.cli import app
 
@@ -137,6 +137,68 @@ def test_wellnest_update_moves_to_the_new_template_keeping_modules_and_edits(
         "bookings",
         {"name": "payments", "fields": ["amount:int"]},
     ]
+
+
+def before_account_security(template: Path) -> None:
+    """The template as it was before 0002_account_security: modules chained on 0001."""
+    (template / "migrations/versions/0002_account_security.py").unlink()
+    copier_yml = template.parent / "copier.yml"
+    text = copier_yml.read_text()
+    assert "previous='0002_account_security'" in text
+    copier_yml.write_text(text.replace("'0002_account_security'", "'0001_create_users'"))
+
+
+def _users_columns(database: Path) -> set[str]:
+    import sqlite3
+
+    connection = sqlite3.connect(database)
+    try:
+        return {row[1] for row in connection.execute("PRAGMA table_info(users)")}
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_template_migration_arrives_after_what_the_database_already_has(
+    tmp_path: Path, release: Release, project_venv: Path
+) -> None:
+    """A project made before 0002_account_security, migrated, then updated: the
+    new revision follows the project's newest, so `upgrade head` runs it."""
+    release("0.1.9", before_account_security)
+    project = tmp_path / "old"
+    code, output = wellnest("new", str(project), "--defaults")
+    assert code == 0, output
+    code, output = wellnest("add-module", "payments", "amount:int", "--project", str(project))
+    assert code == 0, output
+    git(project, "init", "-q", "-b", "main")
+    committed(project, "made with wellnest 0.1.9")
+    database = tmp_path / "dev.db"
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "ENVIRONMENT": "test"}
+    upgraded = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "token_version" not in _users_columns(database)
+
+    release("9.0.0", lambda template: None)
+    code, output = wellnest("update", "--project", str(project))
+
+    assert code == 0, output
+    assert "migration 0002_account_security follows create_payments" in output
+    chain = {rev.revision: rev.down_revisions for rev in migrations.read_revisions(project)}
+    assert chain["create_bookings"] == ("0001_create_users",)  # as the database has it
+    assert chain["0002_account_security"] == ("create_payments",)
+    assert migrations.heads(migrations.read_revisions(project)) == ["0002_account_security"]
+    upgraded = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "token_version" in _users_columns(database)
+    current = run_in(project_venv, project, "alembic", "current", env=env)
+    assert "0002_account_security (head)" in current.stdout
+
+    # The next module chains on after it, as on any project.
+    committed(project, "update to 9.0.0")
+    code, output = wellnest("add-module", "notes", "--project", str(project))
+    assert code == 0, output
+    chain = {rev.revision: rev.down_revisions for rev in migrations.read_revisions(project)}
+    assert chain["create_notes"] == ("0002_account_security",)
 
 
 def test_plain_copier_update_uses_the_same_history(service: Path, release: Release) -> None:

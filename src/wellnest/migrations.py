@@ -106,6 +106,68 @@ def heads(revisions: list[Revision]) -> list[str]:
     return [rev.revision for rev in revisions if rev.revision not in parents]
 
 
+_DOWN_REVISION = re.compile(r"^(down_revision\s*(?::[^=\n]+)?=\s*).+$", re.MULTILINE)
+
+
+def set_down_revision(revision: Revision, down: str) -> None:
+    """Point one script at another parent: its `down_revision` and the `Revises:`
+    line of its docstring, nothing else in the file."""
+    text = revision.path.read_text(encoding="utf-8")
+    old = revision.down_revisions[0] if len(revision.down_revisions) == 1 else None
+    text = _DOWN_REVISION.sub(lambda match: f'{match[1]}"{down}"', text, count=1)
+    if old is not None:
+        revises = re.compile(rf"^Revises: {re.escape(old)}$", re.MULTILINE)
+        text = revises.sub(f"Revises: {down}", text, count=1)
+    revision.path.write_text(text, encoding="utf-8")
+
+
+def keep_history(before: list[Revision], after: list[Revision]) -> list[tuple[str, str]]:
+    """After a template update, keep the project's history: what was applied stays
+    applied, and what the update brought runs after it.
+
+    A copy puts the template's own revisions first and chains modules after them.
+    An update that brings a new template revision would re-point the project's
+    first module onto it, in the middle of a history the database has already
+    applied, where `alembic upgrade head` never runs it. So every revision the
+    project had keeps its parents, and the new ones are chained, in their own
+    order, onto the head the project had. Returns (revision, new parent) pairs."""
+    old_heads = heads(before)
+    if len(old_heads) != 1:
+        return []  # a branched history: left as copier wrote it, for the user
+    known = {rev.revision: rev for rev in before}
+    for rev in after:
+        was = known.get(rev.revision)
+        if was and len(was.down_revisions) == 1 and rev.down_revisions != was.down_revisions:
+            set_down_revision(rev, was.down_revisions[0])
+    arrived = _in_chain_order([rev for rev in after if rev.revision not in known])
+    moved = []
+    tip = old_heads[0]
+    for rev in arrived:
+        if rev.down_revisions != (tip,):
+            set_down_revision(rev, tip)
+            moved.append((rev.revision, tip))
+        tip = rev.revision
+    return moved
+
+
+def _in_chain_order(revisions: list[Revision]) -> list[Revision]:
+    """Parents before children (the order the template chains them in)."""
+    by_name = {rev.revision: rev for rev in revisions}
+    ordered: list[Revision] = []
+
+    def visit(rev: Revision) -> None:
+        if rev in ordered:
+            return
+        for down in rev.down_revisions:
+            if down in by_name:
+                visit(by_name[down])
+        ordered.append(rev)
+
+    for rev in revisions:
+        visit(rev)
+    return ordered
+
+
 def dependents(revisions: list[Revision], revision: str) -> list[str]:
     return [rev.revision for rev in revisions if revision in rev.down_revisions]
 

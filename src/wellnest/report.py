@@ -111,6 +111,11 @@ def update(result: UpdateResult) -> None:
     console.print(f"[bold]Template {result.old} → {result.new}[/]: {would}change")
     for line in result.changed:
         console.print(f"  {line}")
+    for revision, parent in result.rechained:
+        console.print(
+            f"  migration {revision} {would}follow{'' if would else 's'} {parent}, "
+            "your newest: `alembic upgrade head` runs it on databases already at head"
+        )
     if result.conflicts:
         # One line per file on stderr, so scripts and CI logs show exactly what is left.
         for relpath in result.conflicts:

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wellnest import store
+from wellnest import migrations, store
 from wellnest.blueprint import Blueprint
 from wellnest.errors import WellnestError
 from wellnest.project import Project
@@ -28,6 +28,8 @@ class UpdateResult:
     new: str
     changed: list[str] = field(default_factory=list)  # "M path", "A path", "D path"
     conflicts: list[str] = field(default_factory=list)
+    # New template migrations chained onto the project's head: (revision, parent).
+    rechained: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
 
     @property
@@ -78,6 +80,7 @@ def _run(root: Path, old: str, target: str | None) -> UpdateResult:
     from copier import run_update
     from copier.errors import CopierError
 
+    before = migrations.read_revisions(root)
     try:
         run_update(
             str(root),
@@ -94,6 +97,9 @@ def _run(root: Path, old: str, target: str | None) -> UpdateResult:
         raise WellnestError(f"copier could not update: {detail[-1] if detail else exc}") from exc
     answers = Project.find(root).answers
     result = UpdateResult(old=old, new=str(answers.get("_commit") or target or ""))
+    versions = root / migrations.VERSIONS_DIR
+    if not any(_has_markers(path) for path in versions.glob("*.py")):
+        result.rechained = migrations.keep_history(before, migrations.read_revisions(root))
     status = _git(root, "status", "--porcelain", "--untracked-files=all").stdout
     for line in status.splitlines():
         code, relpath = line[:2], line[3:].strip('"')

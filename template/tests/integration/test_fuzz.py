@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from app.api.v1.dependencies import get_session_factory
 from app.core.config import settings as app_settings
 from app.core.security import create_access_token
 from app.db.base import Base
@@ -42,7 +43,7 @@ def fuzz_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fuzz_token(fuzz_database: Path, password_hash: str) -> str:
+def fuzz_user(fuzz_database: Path, password_hash: str) -> int:
     sync_engine = create_engine(f"sqlite:///{fuzz_database}")
     with Session(sync_engine) as session:
         user = User(email="fuzzer@example.com", hashed_password=password_hash)
@@ -50,7 +51,20 @@ def fuzz_token(fuzz_database: Path, password_hash: str) -> str:
         session.commit()
         user_id = user.id
     sync_engine.dispose()
-    return create_access_token(str(user_id))
+    return user_id
+
+
+@pytest.fixture
+def fuzz_token(fuzz_database: Path, fuzz_user: int) -> str:
+    """A token of the account's current version: a fuzzed `logout-all` must not
+    leave every later operation answering 401."""
+    sync_engine = create_engine(f"sqlite:///{fuzz_database}")
+    with Session(sync_engine) as session:
+        user = session.get(User, fuzz_user)
+        assert user is not None
+        version = user.token_version
+    sync_engine.dispose()
+    return create_access_token(str(fuzz_user), version)
 
 
 @pytest.fixture
@@ -66,9 +80,15 @@ def fuzz_app(fuzz_database: Path) -> Iterator[None]:
 
     app.dependency_overrides[get_db] = _session
     app.dependency_overrides[get_engine] = lambda: engine
+
+    def _own_session() -> AsyncSession:
+        return AsyncSession(engine, expire_on_commit=False)
+
+    # A reset request's background work opens sessions of its own.
+    app.dependency_overrides[get_session_factory] = lambda: _own_session
     yield
-    app.dependency_overrides.pop(get_db, None)
-    app.dependency_overrides.pop(get_engine, None)
+    for dependency in (get_db, get_engine, get_session_factory):
+        app.dependency_overrides.pop(dependency, None)
 
 
 @schema.parametrize()

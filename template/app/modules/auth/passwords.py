@@ -84,6 +84,8 @@ class PasswordService:
         if not await run_in_threadpool(verify_password, current, hashed):
             raise BadRequestError(WRONG_PASSWORD)
         new_hash = await run_in_threadpool(hash_password, new)
+        # Reset links asked for before are spent: they were for the old password.
+        await self._spend_reset_links(user_id)
         version = await self._revoke_tokens(user_id, hashed_password=new_hash)
         return create_access_token(str(user_id), version)
 
@@ -145,11 +147,13 @@ class PasswordService:
         if cast(CursorResult[Any], spent).rowcount != 1:
             await self.session.rollback()
             raise BadRequestError(INVALID_RESET_TOKEN)
-        # Every other link of this account dies with it.
+        await self._spend_reset_links(user_id)  # every other link dies with it
+        await self._revoke_tokens(user_id, hashed_password=new_hash)
+
+    async def _spend_reset_links(self, user_id: int) -> None:
         await self.session.execute(
             delete(PasswordResetToken).where(PasswordResetToken.user_id == user_id)
         )
-        await self._revoke_tokens(user_id, hashed_password=new_hash)
 
     async def _revoke_tokens(self, user_id: int, **changes: str) -> int:
         """Raise the token version (plus `changes`) and commit; the new version.

@@ -229,6 +229,22 @@ async def test_using_one_reset_link_spends_every_other(
     assert (await _confirm(client, first, "yet-another-password")).status_code == 400
 
 
+async def test_a_password_change_spends_pending_reset_links(
+    client: AsyncClient, inbox: Inbox, user: User, auth_headers: dict[str, str]
+) -> None:
+    await _reset(client, user.email)
+    changed = await client.post(
+        f"{AUTH}/password",
+        json={"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD},
+        headers=auth_headers,
+    )
+
+    assert changed.status_code == 200
+    late = await _confirm(client, inbox.link_secret(), "yet-another-password")
+    assert late.status_code == 400
+    assert (await _login(client, user.email, NEW_PASSWORD)).status_code == 200
+
+
 async def test_an_expired_or_made_up_reset_token_is_refused(
     client: AsyncClient, session: AsyncSession, inbox: Inbox, user: User
 ) -> None:

@@ -1,15 +1,23 @@
-"""Management commands: `python -m app create-superuser [--email E] [--password-stdin]`.
+"""Management commands.
 
-The password never comes from the command line: arguments show in `ps`, shell
-history and CI logs. It comes from standard input (`--password-stdin`), from
+`python -m app serve [--host H] [--port P]` runs the service with
+WEB_CONCURRENCY worker processes on one port; SIGTERM lets requests in flight
+finish (up to GRACEFUL_SHUTDOWN_SECONDS) before the workers exit.
+
+`python -m app create-superuser [--email E] [--password-stdin]`: the password
+never comes from the command line (arguments show in `ps`, shell history and CI
+logs). It comes from standard input (`--password-stdin`), from
 FIRST_SUPERUSER_PASSWORD, or from a prompt in a terminal.
 """
 
 import argparse
 import asyncio
 import getpass
+import os
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from app.modules.auth.superuser import SuperuserInputError
@@ -18,6 +26,11 @@ from app.modules.auth.superuser import SuperuserInputError
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app")
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="run the service: WEB_CONCURRENCY workers on one port"
+    )
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     create = commands.add_parser(
         "create-superuser",
         help="create the first superuser, or make an existing account one",
@@ -64,8 +77,45 @@ async def _create(email: str | None, password: str) -> str:
         await engine.dispose()
 
 
+def metrics_folder() -> str:
+    """A clean PROMETHEUS_MULTIPROC_DIR for this run, made or emptied before any
+    worker starts (values left by an earlier run would be counted again)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(configured or tempfile.mkdtemp(prefix="app-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob("*.db"):
+        leftover.unlink()
+    return str(folder)
+
+
+def serve(host: str, port: int) -> int:
+    import uvicorn
+
+    from app.core.config import settings
+
+    workers = settings.WEB_CONCURRENCY
+    if settings.METRICS_ENABLED and (
+        workers > 1 or "PROMETHEUS_MULTIPROC_DIR" in os.environ
+    ):
+        # Workers inherit the environment: each writes its values there.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder()
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        # Client addresses (rate limits, logs) from X-Forwarded-For, trusted
+        # from FORWARDED_ALLOW_IPS only (uvicorn's default: 127.0.0.1).
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.command == "serve":
+        return serve(args.host, args.port)
     from app.core.config import settings
 
     try:

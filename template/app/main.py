@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, status
+from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -82,6 +82,21 @@ async def _database_reachable(db_engine: AsyncEngine) -> bool:
     return True
 
 
+def _add_metrics(app: FastAPI) -> None:
+    # Imported here: with METRICS_ENABLED=false, prometheus-client never loads.
+    from app.core import metrics
+
+    app.add_middleware(metrics.MetricsMiddleware)
+    metrics.watch_pool(engine, "write")
+    if read_engine is not engine:
+        metrics.watch_pool(read_engine, "read")
+
+    async def scrape(request: Request) -> Response:
+        return metrics.render(settings.METRICS_TOKEN, request)
+
+    app.add_route("/metrics", scrape, include_in_schema=False)
+
+
 def create_app() -> FastAPI:
     init_sentry(settings.SENTRY_DSN, settings.ENVIRONMENT)
     docs = settings.DOCS_ENABLED
@@ -104,6 +119,8 @@ def create_app() -> FastAPI:
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
     app.add_middleware(AllowHeaderMiddleware, openapi=app.openapi)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    if settings.METRICS_ENABLED:
+        _add_metrics(app)
     # Added last, so outermost: it sees every request and every unhandled error.
     app.add_middleware(RequestContextMiddleware, access_log=settings.ACCESS_LOG)
 

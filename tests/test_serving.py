@@ -1,0 +1,178 @@
+"""Production serving of a render (issue "scale"): `python -m app serve` with two
+worker processes, PostgreSQL and Redis. Limits are shared across workers, the
+booking race still yields one booking, /metrics counts every worker's requests,
+and SIGTERM lets a request in flight finish."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project, run_in
+from tests.test_faults_live import LOCAL, _free_port, call, post_json, token_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql]
+
+REDIS_DB = "redis://127.0.0.1:6379/13"
+WORKERS = 2
+
+
+class Served:
+    """`python -m app serve` in a render, on a free port."""
+
+    def __init__(self, venv: Path, project: Path, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.base = f"http://{LOCAL}:{self.port}"
+        self.log = project / "serve.log"
+        self.process = subprocess.Popen(
+            [
+                str(venv / "bin/python"),
+                "-m",
+                "app",
+                "serve",
+                "--host",
+                LOCAL,
+                "--port",
+                str(self.port),
+            ],
+            cwd=project,
+            env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", **env},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while self.log.read_text().count("Application startup complete") < WORKERS:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise AssertionError("no exit 60 s after SIGTERM") from None
+        return self.process.returncode
+
+
+@pytest.fixture
+def served(
+    project_venv: Path,
+    tmp_path: Path,
+    template_repo: Path,
+    server_database: Callable[[str], str],
+) -> Iterator[Served]:
+    project = copy_project(template_repo, tmp_path / "svc", database="postgresql")
+    url = server_database("postgresql")
+    env = {"DATABASE_URL": url}
+    migrated = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    flushed = run_in(
+        project_venv,
+        project,
+        "python",
+        "-c",
+        f"import redis; redis.Redis.from_url({REDIS_DB!r}).flushdb()",
+    )
+    assert flushed.returncode == 0, flushed.stderr
+    service = Served(
+        project_venv,
+        project,
+        {
+            **env,
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "a-serving-test-secret-" + "x" * 32,
+            "WEB_CONCURRENCY": str(WORKERS),
+            "REDIS_URL": REDIS_DB,
+            "LOGIN_RATE_LIMIT": "5/minute",
+            "ACCESS_LOG": "false",
+        },
+    )
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def _login(base: str, email: str) -> int:
+    form = urllib.parse.urlencode({"username": email, "password": "pw-long-enough"}).encode()
+    status, _, _, _ = call(
+        f"{base}/api/v1/auth/login",
+        data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    return status
+
+
+def _posted_bookings(base: str) -> float:
+    """POST /api/v1/bookings answered, summed over labels, from one scrape."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{")
+        and 'method="POST"' in line
+        and 'route="/api/v1/bookings"' in line
+    )
+
+
+def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
+    served: Served,
+) -> None:
+    base = served.base
+    token = token_for(base, "serve@example.com")  # one login attempt of five
+    auth = {"Authorization": f"Bearer {token}"}
+
+    # Each call is a new connection: the kernel spreads them over both workers.
+    logins = [_login(base, "serve@example.com") for _ in range(11)]
+
+    def book(_: int) -> int:
+        body = {"therapist_id": 3, "start_time": "2031-03-03T09:00:00Z"}
+        return post_json(base, "/api/v1/bookings", body, **auth)[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        race = list(pool.map(book, range(100)))
+    listed = call(f"{base}/api/v1/bookings", headers=auth)[2]
+    scrapes = [_posted_bookings(base) for _ in range(6)]
+
+    # A request in flight when SIGTERM arrives: half its body sent before.
+    body = json.dumps({"therapist_id": 4, "start_time": "2031-03-04T09:00:00Z"}).encode()
+    head = (
+        f"POST /api/v1/bookings HTTP/1.1\r\nHost: {LOCAL}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((LOCAL, served.port), timeout=30) as sock:
+        sock.sendall(head + body[:10])
+        time.sleep(0.3)  # the worker has the request and waits for the rest
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the workers are shutting down, this request still open
+        sock.sendall(body[10:])
+        answer = sock.recv(65536).decode(errors="replace")
+    code = served.process.wait(timeout=60)
+    log = served.log.read_text()
+
+    assert log.count("Started server process") == WORKERS
+    assert logins.count(200) == 4, logins  # 5 per minute across both workers
+    assert logins.count(429) == 7, logins
+    assert race.count(201) == 1, race
+    assert set(race) == {201, 409}, race
+    assert len(listed) == 1
+    assert scrapes == [100.0] * 6, scrapes  # whichever worker answers the scrape
+    assert answer.startswith("HTTP/1.1 201"), answer
+    assert code == 0, log
+    assert "Traceback" not in log

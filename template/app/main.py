@@ -3,11 +3,12 @@
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -27,6 +28,9 @@ from app.core.rate_limit import RateLimiter, redis_reachable
 from app.db.errors import RETRY_AFTER_SECONDS, register_database_error_handlers
 from app.db.session import SessionLocal, engine, get_engine, read_engine
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 setup_logging(
     settings.LOG_LEVEL,
@@ -97,15 +101,32 @@ def _add_metrics(app: FastAPI) -> None:
     app.add_route("/metrics", scrape, include_in_schema=False)
 
 
-def create_app() -> FastAPI:
+def _telemetry(span_exporter: "SpanExporter | None") -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry spans, when tracing is configured."""
+    if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+        return None
+    # Imported here: without an endpoint, the OpenTelemetry SDK never loads.
+    from app.core.tracing import setup_tracing
+
+    engines = [engine] if read_engine is engine else [engine, read_engine]
+    provider = setup_tracing(
+        settings.APP_NAME, settings.OTEL_EXPORTER_OTLP_ENDPOINT, engines, span_exporter
+    )
+    return {"tracer_provider": provider}
+
+
+def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
+    """The application. `span_exporter` replaces the OTLP exporter (tests)."""
     init_sentry(settings.SENTRY_DSN, settings.ENVIRONMENT)
     docs = settings.DOCS_ENABLED
+    telemetry = _telemetry(span_exporter)
     app = FastAPI(
         title=settings.APP_NAME,
         openapi_url=f"{settings.API_V1_PREFIX}/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         lifespan=lifespan,
+        telemetry=telemetry,
     )
     app.add_middleware(
         CORSMiddleware,
@@ -122,7 +143,11 @@ def create_app() -> FastAPI:
     if settings.METRICS_ENABLED:
         _add_metrics(app)
     # Added last, so outermost: it sees every request and every unhandled error.
-    app.add_middleware(RequestContextMiddleware, access_log=settings.ACCESS_LOG)
+    app.add_middleware(
+        RequestContextMiddleware,
+        access_log=settings.ACCESS_LOG,
+        traced=telemetry is not None,
+    )
 
     @app.get("/health/live", tags=["Health"])
     async def live() -> dict[str, str]:

@@ -46,9 +46,12 @@ class RequestContextMiddleware:
     error stops, and the connection stays usable.
     """
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, traced: bool = False
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.traced = traced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +60,10 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        if self.traced:  # FastAPI's server span is current: tag it with the id
+            from app.core.tracing import tag_request
+
+            tag_request(request_id)
         status = 500
         response_started = False
 

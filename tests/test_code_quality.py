@@ -14,8 +14,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_format_and_lint_are_clean() -> None:
-    formatted = _run("ruff", "format", "--check", "src", "tests", "bench")
-    linted = _run("ruff", "check", "src", "tests", "bench")
+    formatted = _run("ruff", "format", "--check", "src", "tests", "bench", "docs")
+    linted = _run("ruff", "check", "src", "tests", "bench", "docs")
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     assert linted.returncode == 0, linted.stdout + linted.stderr
 

@@ -109,6 +109,7 @@ class Bench:
         self.database = database
         self.results: dict[str, Any] = {}
         self._server_rss: dict[str, float] = {}
+        self._server_idle_rss: dict[str, float] = {}
         self._load_runs = 0  # each POST run books fresh therapists: no 409s
         # Timed repetitions of the service load and the suite: 1 to 3.
         self.rounds = max(1, min(3, sizes.runs))
@@ -302,6 +303,8 @@ class Bench:
                     value["ratio_to_ceiling"] = value["rps"] / ceiling
             self.results["service"] = service
             self.results.setdefault("memory_mb", {})["service worker after load"] = peak
+            idle = self._server_idle_rss["app.main:app"]
+            self.results["memory_mb"]["service worker idle"] = idle
 
     def pair(
         self,
@@ -376,6 +379,11 @@ class Bench:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"uvicorn did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.1)
+            if target == "app.main:app":
+                # Idle: started and answering, before any load (no tracing configured).
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=10):
+                    pass
+                self._server_idle_rss.setdefault(target, vm_hwm_mb(process.pid))
             yield f"http://127.0.0.1:{port}"
             self._server_rss[target] = vm_hwm_mb(process.pid)
         finally:
@@ -625,6 +633,12 @@ TARGETS = [
         "service worker peak RSS (MB)",
         lambda r: float(r["memory_mb"]["service worker after load"]),
         at_most=150.0,
+    ),
+    Target(
+        # The template before metrics and tracing (stop 16): 131.5 MB idle; +10 MB at most.
+        "service worker idle peak RSS (MB)",
+        lambda r: float(r["memory_mb"]["service worker idle"]),
+        at_most=141.5,
     ),
     Target(
         "add-module peak RSS (MB)",

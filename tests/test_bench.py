@@ -56,7 +56,13 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "wellnest add-module",
         "wellnest new",
         "service worker after load",
+        "service worker idle",
     }
+    assert (
+        0
+        < data["memory_mb"]["service worker idle"]
+        <= data["memory_mb"]["service worker after load"]
+    )
     names = [target["name"] for target in data["targets"]]
     assert len(names) == 14
     assert "add-module 10 fields vs none (x)" in names

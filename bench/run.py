@@ -443,11 +443,12 @@ class Bench:
         run([str(wellnest_bin / "wellnest"), "new", str(project), "--defaults"])
         bin_dir = Path(self.results["service_venv"])
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        run(
-            [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-            cwd=project,
-            env=env,
-        )  # warm-up: bytecode, caches
+        if self.rounds > 1:  # a smoke run (--quick) times one cold round instead
+            run(
+                [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                cwd=project,
+                env=env,
+            )  # warm-up: bytecode, caches
         self.results["suite_seconds"] = {
             "default project pytest (SQLite)": timed(
                 [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],

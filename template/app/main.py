@@ -30,6 +30,7 @@ from app.db.session import SessionLocal, engine, get_engine, read_engine
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 setup_logging(
@@ -73,6 +74,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await engine.dispose()
     if read_engine is not engine:
         await read_engine.dispose()
+    if _app.state.tracer_provider is not None:
+        _app.state.tracer_provider.shutdown()  # exports the last batch of spans
     logger.info("Stopped %s", settings.APP_NAME)
 
 
@@ -101,25 +104,27 @@ def _add_metrics(app: FastAPI) -> None:
     app.add_route("/metrics", scrape, include_in_schema=False)
 
 
-def _telemetry(span_exporter: "SpanExporter | None") -> TelemetryConfig | None:
-    """FastAPI's own OpenTelemetry spans, when tracing is configured."""
+def _tracer_provider(span_exporter: "SpanExporter | None") -> "TracerProvider | None":
+    """A tracer provider for FastAPI's own spans, when tracing is configured."""
     if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return None
     # Imported here: without an endpoint, the OpenTelemetry SDK never loads.
     from app.core.tracing import setup_tracing
 
     engines = [engine] if read_engine is engine else [engine, read_engine]
-    provider = setup_tracing(
+    return setup_tracing(
         settings.APP_NAME, settings.OTEL_EXPORTER_OTLP_ENDPOINT, engines, span_exporter
     )
-    return {"tracer_provider": provider}
 
 
 def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
     """The application. `span_exporter` replaces the OTLP exporter (tests)."""
     init_sentry(settings.SENTRY_DSN, settings.ENVIRONMENT)
     docs = settings.DOCS_ENABLED
-    telemetry = _telemetry(span_exporter)
+    provider = _tracer_provider(span_exporter)
+    telemetry: TelemetryConfig | None = (
+        None if provider is None else {"tracer_provider": provider}
+    )
     app = FastAPI(
         title=settings.APP_NAME,
         openapi_url=f"{settings.API_V1_PREFIX}/openapi.json" if docs else None,
@@ -128,6 +133,7 @@ def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=telemetry,
     )
+    app.state.tracer_provider = provider
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,
@@ -146,7 +152,7 @@ def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         access_log=settings.ACCESS_LOG,
-        traced=telemetry is not None,
+        traced=provider is not None,
     )
 
     @app.get("/health/live", tags=["Health"])

@@ -190,7 +190,8 @@ async def limit_password_changes(
     request: Request,
     limiter: Annotated[RateLimiter, Depends(get_login_limiter)],
 ) -> None:
-    """Checking the current password is a guess like a login: counted as one."""
+    """Checking the current password is a guess like a login: limited like one
+    (LOGIN_RATE_LIMIT per client address), on a count of its own."""
     await _count(limiter, "password-change", request)
 
 

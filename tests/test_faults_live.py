@@ -167,28 +167,45 @@ def post_json(base: str, path: str, body: dict[str, Any], **headers: str) -> tup
 
 
 class Service:
+    """A render served on a free port: uvicorn with one process, or, given
+    `workers`, the project's own `python -m app serve` with that many."""
+
     def __init__(
-        self, venv: Path, project: Path, env: dict[str, str], target: str = "app.main:app"
+        self,
+        venv: Path,
+        project: Path,
+        env: dict[str, str],
+        target: str = "app.main:app",
+        workers: int = 0,
     ) -> None:
         self.port = _free_port()
         self.base = f"http://{LOCAL}:{self.port}"
         self.log = project / "uvicorn.log"
+        if workers:
+            command = [str(venv / "bin/python"), "-m", "app", "serve", "--host", LOCAL]
+            env = {**env, "WEB_CONCURRENCY": str(workers)}
+        else:
+            command = [str(venv / "bin" / "uvicorn"), target]
         self.process = subprocess.Popen(
-            [str(venv / "bin" / "uvicorn"), target, "--port", str(self.port)],
+            [*command, "--port", str(self.port)],
             cwd=project,
             env={**os.environ, "ENVIRONMENT": "production", **env},
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                call(f"{self.base}/health/live", timeout=2)
-                return
-            except (urllib.error.URLError, ConnectionError):
-                assert self.process.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while not self._started(workers):
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.2)
+
+    def _started(self, workers: int) -> bool:
+        try:
+            call(f"{self.base}/health/live", timeout=2)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+        # With several workers: every one, not just the first to answer.
+        return workers <= 1 or self.log.read_text().count("Application startup complete") >= workers
 
     def memory_kib(self, field: str) -> int:
         """VmRSS (now) or VmHWM (peak) of the worker, from /proc."""

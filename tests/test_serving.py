@@ -6,10 +6,8 @@ and SIGTERM lets a request in flight finish."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -20,52 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_project, run_in
-from tests.test_faults_live import LOCAL, _free_port, call, post_json, token_for
+from tests.test_faults_live import LOCAL, Service, call, post_json, token_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql]
 
 REDIS_DB = "redis://127.0.0.1:6379/13"
 WORKERS = 2
-
-
-class Served:
-    """`python -m app serve` in a render, on a free port."""
-
-    def __init__(self, venv: Path, project: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.base = f"http://{LOCAL}:{self.port}"
-        self.log = project / "serve.log"
-        self.process = subprocess.Popen(
-            [
-                str(venv / "bin/python"),
-                "-m",
-                "app",
-                "serve",
-                "--host",
-                LOCAL,
-                "--port",
-                str(self.port),
-            ],
-            cwd=project,
-            env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", **env},
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while self.log.read_text().count("Application startup complete") < WORKERS:
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.2)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                raise AssertionError("no exit 60 s after SIGTERM") from None
-        return self.process.returncode
 
 
 @pytest.fixture
@@ -74,7 +32,7 @@ def served(
     tmp_path: Path,
     template_repo: Path,
     server_database: Callable[[str], str],
-) -> Iterator[Served]:
+) -> Iterator[Service]:
     project = copy_project(template_repo, tmp_path / "svc", database="postgresql")
     url = server_database("postgresql")
     env = {"DATABASE_URL": url}
@@ -88,18 +46,17 @@ def served(
         f"import redis; redis.Redis.from_url({REDIS_DB!r}).flushdb()",
     )
     assert flushed.returncode == 0, flushed.stderr
-    service = Served(
+    service = Service(
         project_venv,
         project,
         {
             **env,
-            "ENVIRONMENT": "production",
             "SECRET_KEY": "a-serving-test-secret-" + "x" * 32,
-            "WEB_CONCURRENCY": str(WORKERS),
             "REDIS_URL": REDIS_DB,
             "LOGIN_RATE_LIMIT": "5/minute",
             "ACCESS_LOG": "false",
         },
+        workers=WORKERS,
     )
     try:
         yield service
@@ -131,7 +88,7 @@ def _posted_bookings(base: str) -> float:
 
 
 def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
-    served: Served,
+    served: Service,
 ) -> None:
     base = served.base
     token = token_for(base, "serve@example.com")  # one login attempt of five

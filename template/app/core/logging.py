@@ -26,6 +26,12 @@ _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dic
 }
 
 
+def one_line(error: BaseException) -> str:
+    """An error as one log line: its message's first line, or its type's name."""
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -46,9 +52,7 @@ class PoolResetFilter(logging.Filter):
         ):
             error = record.exc_info[1]
             record.msg = "Dropped a pooled connection the database closed: %s"
-            record.args = (
-                str(error).splitlines()[0] if str(error) else type(error).__name__,
-            )
+            record.args = (one_line(error) if error is not None else "unknown",)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.core.exceptions import error_body
+from app.core.logging import one_line
 
 logger = logging.getLogger("app.db")
 
@@ -81,7 +82,7 @@ async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse
         "Database unavailable on %s %s: %s",
         request.method,
         request.url.path,
-        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        one_line(exc),
     )
     return JSONResponse(
         error_body("The database is unavailable; try again shortly"),

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config import settings
+from app.core.logging import one_line
 from app.db.errors import database_unavailable
 
 logger = logging.getLogger("app.db")
@@ -174,5 +175,4 @@ async def _close(session: AsyncSession) -> None:
     except (DBAPIError, OSError) as exc:
         if not database_unavailable(exc):
             raise
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logger.warning("Closed a session whose connection was lost: %s", detail)
+        logger.warning("Closed a session whose connection was lost: %s", one_line(exc))

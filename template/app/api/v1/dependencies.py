@@ -25,7 +25,7 @@ from app.core.security import decode_access_token
 from app.db.session import SessionLocal, get_db
 from app.modules.auth.models import User
 from app.modules.auth.passwords import SessionFactory
-from app.modules.auth.service import AuthService
+from app.modules.auth.service import AuthService, normalize_email
 from app.modules.auth.token_cache import verified_tokens
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
@@ -204,7 +204,7 @@ async def limit_reset_emails(limiter: RateLimiter, email: str) -> None:
     """Reset emails asked for, per email address, known or not: the count
     itself must not tell which addresses have accounts. Redis sees a digest,
     never the address."""
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
     await _hit(limiter, f"reset-email:{digest}")
 
 

@@ -13,7 +13,7 @@ from app.core.exceptions import ConflictError, NotFoundError
 from app.db.locks import advisory_lock
 from app.modules.auth.models import User
 from app.modules.auth.schemas import UserAdminRead, UserAdminUpdate, UserFilter
-from app.modules.auth.service import normalize_email
+from app.modules.auth.service import AuthService, normalize_email
 from app.modules.auth.token_cache import verified_tokens
 
 _PAGE_OF = TypeAdapter(list[UserAdminRead])
@@ -56,7 +56,7 @@ class UserAdminService:
                 await self._keep_one_superuser(user)
             if user.is_active and changes.get("is_active") is False:
                 # Reactivating later must not bring the account's old tokens back.
-                user.token_version += 1
+                await AuthService(self.session).raise_token_version(user_id)
             for field, value in changes.items():
                 setattr(user, field, value)
             await self.session.commit()

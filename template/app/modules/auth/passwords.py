@@ -11,7 +11,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import settings
 from app.core.email import Mailer
 from app.core.exceptions import BadRequestError
+from app.core.logging import one_line
 from app.core.security import (
     create_access_token,
     hash_password,
@@ -63,8 +64,7 @@ async def send_reset_link(email: str, sessions: SessionFactory, mailer: Mailer) 
         async with sessions() as session:
             found = await PasswordService(session).request_reset(email)
     except (SQLAlchemyError, OSError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logger.error("No password reset link issued: %s", detail)
+        logger.error("No password reset link issued: %s", one_line(exc))
         return
     if found is not None:
         address, secret = found
@@ -156,18 +156,10 @@ class PasswordService:
         )
 
     async def _revoke_tokens(self, user_id: int, **changes: str) -> int:
-        """Raise the token version (plus `changes`) and commit; the new version.
-
-        One UPDATE adds 1 in the database, so concurrent revocations never
-        overwrite each other's increment."""
-        await self.session.execute(
-            update(User)
-            .where(User.id == user_id)
-            .values(token_version=User.token_version + 1, **changes)
-        )
-        version = await self.session.scalar(
-            select(User.token_version).where(User.id == user_id)
+        """Raise the token version (plus `changes`), commit; the new version."""
+        version = await AuthService(self.session).raise_token_version(
+            user_id, **changes
         )
         await self.session.commit()
         verified_tokens.forget_user(user_id)
-        return version or 0
+        return version

@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +56,22 @@ class AuthService:
         if type(version) is not int or version != user.token_version:
             return None
         return user
+
+    async def raise_token_version(self, user_id: int, **changes: str) -> int:
+        """Revoke every token issued so far (and set `changes`); the new version.
+        The caller commits.
+
+        One UPDATE adds 1 in the database, so concurrent revocations never
+        overwrite each other's increment; the session's copy is updated too."""
+        await self.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(token_version=User.token_version + 1, **changes)
+        )
+        version = await self.session.scalar(
+            select(User.token_version).where(User.id == user_id)
+        )
+        return version or 0
 
     async def register(self, data: UserCreate) -> User:
         email = normalize_email(data.email)

@@ -3,8 +3,11 @@ tagged with the request id; without an endpoint the SDK never loads."""
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -62,6 +65,37 @@ async def test_a_request_is_a_server_span_with_database_spans_beneath(
     for query in queries:
         assert query.context.trace_id == server.context.trace_id
         assert server.context.span_id in _ancestors(query, by_id)
+
+
+async def test_outgoing_httpx_calls_are_client_spans(
+    exporter: InMemorySpanExporter,
+) -> None:
+    class Quiet(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        create_app(span_exporter=exporter)  # configures tracing, httpx included
+        async with httpx.AsyncClient() as outgoing:
+            answer = await outgoing.get(f"http://127.0.0.1:{server.server_port}/ping")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert answer.status_code == 204
+    clients = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert len(clients) == 1
+    assert clients[0].attributes is not None
+    assert "/ping" in str(
+        clients[0].attributes.get("url.full") or clients[0].attributes.get("http.url")
+    )
 
 
 def test_without_an_endpoint_the_sdk_is_never_imported() -> None:

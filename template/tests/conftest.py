@@ -37,7 +37,12 @@ from sqlalchemy.pool import StaticPool  # noqa: E402
 from app.api.v1.dependencies import get_session_factory  # noqa: E402
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
-from app.db.session import build_engine, get_db  # noqa: E402
+from app.db.session import (  # noqa: E402
+    RowReader,
+    build_engine,
+    get_db,
+    get_row_reader,
+)
 from app.main import app  # noqa: E402
 from app.modules.auth.models import User  # noqa: E402
 from app.modules.auth.token_cache import verified_tokens  # noqa: E402
@@ -108,6 +113,14 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+@pytest.fixture
+async def rows(session: AsyncSession) -> RowReader:
+    """Reads for the GET side (the `Reader` classes) on the test's connection,
+    so they see what the test wrote without committing it."""
+    connection = await session.connection()
+    return RowReader(lambda: nullcontext(connection))
+
+
 async def app_client(application: Any) -> AsyncIterator[AsyncClient]:
     """A client of any app instance (`create_app()`, say) without the test session.
 
@@ -125,17 +138,19 @@ def _forget_verified_tokens() -> None:
 
 
 @pytest.fixture
-async def client(session: AsyncSession) -> AsyncIterator[AsyncClient]:
+async def client(session: AsyncSession, rows: RowReader) -> AsyncIterator[AsyncClient]:
     async def _test_db() -> AsyncIterator[AsyncSession]:
         yield session
 
     app.dependency_overrides[get_db] = _test_db
+    app.dependency_overrides[get_row_reader] = lambda: rows
     # Background work (a reset link) opens "its own" session: the test's, unclosed.
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
     app.dependency_overrides.pop(get_db, None)
+    app.dependency_overrides.pop(get_row_reader, None)
     app.dependency_overrides.pop(get_session_factory, None)
 
 

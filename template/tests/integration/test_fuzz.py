@@ -21,7 +21,13 @@ from app.api.v1.dependencies import get_session_factory
 from app.core.config import settings as app_settings
 from app.core.security import create_access_token
 from app.db.base import Base
-from app.db.session import build_engine, get_db, get_engine
+from app.db.session import (
+    RowReader,
+    build_engine,
+    get_db,
+    get_engine,
+    get_row_reader,
+)
 from app.main import app
 from app.modules.auth.models import User
 
@@ -80,6 +86,8 @@ def fuzz_app(fuzz_database: Path) -> Iterator[None]:
 
     app.dependency_overrides[get_db] = _session
     app.dependency_overrides[get_engine] = lambda: engine
+    reader = RowReader(engine.connect)
+    app.dependency_overrides[get_row_reader] = lambda: reader
 
     def _own_session() -> AsyncSession:
         return AsyncSession(engine, expire_on_commit=False)
@@ -87,7 +95,7 @@ def fuzz_app(fuzz_database: Path) -> Iterator[None]:
     # A reset request's background work opens sessions of its own.
     app.dependency_overrides[get_session_factory] = lambda: _own_session
     yield
-    for dependency in (get_db, get_engine, get_session_factory):
+    for dependency in (get_db, get_engine, get_row_reader, get_session_factory):
         app.dependency_overrides.pop(dependency, None)
 
 

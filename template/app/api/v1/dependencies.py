@@ -22,7 +22,7 @@ from app.core.exceptions import (
 )
 from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
-from app.db.session import SessionLocal, get_db
+from app.db.session import RowReader, SessionLocal, get_db, get_row_reader
 from app.modules.auth.models import User
 from app.modules.auth.passwords import SessionFactory
 from app.modules.auth.service import AuthService, normalize_email
@@ -37,6 +37,8 @@ async def get_session_factory() -> SessionFactory:
 
 
 SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
+# What GET routes of modules read with (app/db/session.py): rows, no session.
+RowReaderDep = Annotated[RowReader, Depends(get_row_reader)]
 
 # auto_error=False: a missing token goes through UnauthorizedError like a bad one,
 # so every 401 has the same body and the WWW-Authenticate header.
@@ -84,22 +86,25 @@ CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 
 async def get_current_user_id(
     request: Request,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> int:
     """The id of the token's active user, for routes that need nothing else.
 
     A GET trusts a token verified in the last AUTH_CACHE_SECONDS (see
-    app/modules/auth/token_cache.py); any other method verifies it again."""
-    if request.method != "GET" or not token:
-        user, _ = await _verify(session, token)
-        return user.id
-    user_id = verified_tokens.get(token)
-    if user_id is None:
+    app/modules/auth/token_cache.py); any other method verifies it again. The
+    check opens a session of its own, so a GET served from the cache opens none.
+    """
+    cacheable = request.method == "GET"
+    if cacheable and token:
+        user_id = verified_tokens.get(token)
+        if user_id is not None:
+            return user_id
+    async with sessions() as session:
         user, expires_at = await _verify(session, token)
+    if cacheable and token:
         verified_tokens.put(token, user.id, expires_at)
-        user_id = user.id
-    return user_id
+    return user.id
 
 
 CurrentUserId = Annotated[int, Depends(get_current_user_id)]

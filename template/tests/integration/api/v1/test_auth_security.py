@@ -6,6 +6,7 @@ import os
 import statistics
 import time
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +16,13 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.v1 import dependencies
-from app.api.v1.dependencies import CurrentUserId, get_login_limiter
+from app.api.v1.dependencies import (
+    CurrentUserId,
+    get_login_limiter,
+    get_session_factory,
+)
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter
-from app.db.session import get_db
 from app.main import app, create_app
 from app.modules.auth.models import User
 from app.modules.auth.token_cache import VerifiedTokens
@@ -199,10 +203,10 @@ async def whoami(session: AsyncSession) -> AsyncIterator[AsyncClient]:
     async def write(user_id: CurrentUserId) -> dict[str, int]:
         return {"id": user_id}
 
-    async def _test_db() -> AsyncIterator[AsyncSession]:
-        yield session
+    def sessions() -> Any:  # the id check opens a session of its own: the test's
+        return nullcontext(session)
 
-    probe.dependency_overrides[get_db] = _test_db
+    probe.dependency_overrides[get_session_factory] = lambda: sessions
     async for client in app_client(probe):
         yield client
 

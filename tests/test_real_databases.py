@@ -6,6 +6,7 @@ Each test creates its own database and drops it afterwards.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -62,7 +63,12 @@ def test_the_generated_suite_passes_on_the_server(
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "skipped" not in output  # the concurrency and shared-limit tests ran
+    # The concurrency and shared-limit tests ran. The one skip allowed is the
+    # booking create's MySQL path (a read-back by lastrowid), which PostgreSQL
+    # cannot take: it reports new ids only through RETURNING.
+    skips = re.findall(r"^SKIPPED \[\d+\] (.*)$", output, re.MULTILINE)
+    allowed = "reports new ids only through RETURNING"
+    assert [skip for skip in skips if allowed not in skip] == [], output
 
 
 LIST_TABLES = """

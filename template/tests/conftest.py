@@ -8,6 +8,7 @@ the suite refuses one holding tables it did not create, and drops its own after.
 import os
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite+aiosqlite://")
@@ -31,7 +32,11 @@ os.environ["SENTRY_DSN"] = ""
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
+from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
 from app.api.v1.dependencies import get_session_factory  # noqa: E402
@@ -41,6 +46,7 @@ from app.db.session import (  # noqa: E402
     RowReader,
     build_engine,
     get_db,
+    get_engine,
     get_row_reader,
 )
 from app.main import app  # noqa: E402
@@ -119,6 +125,40 @@ async def rows(session: AsyncSession) -> RowReader:
     so they see what the test wrote without committing it."""
     connection = await session.connection()
     return RowReader(lambda: nullcontext(connection))
+
+
+@pytest.fixture
+async def file_database(
+    tmp_path: Path,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A SQLite file configured as the service configures it (WAL, busy timeout,
+    writes in BEGIN IMMEDIATE, GETs through a read engine of their own), with
+    the real sessions per request instead of the test's rolled-back one."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    engine, reads = build_engine(url), build_engine(url, reads=True)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def _db() -> AsyncIterator[AsyncSession]:
+        async with sessions() as session:
+            yield session
+
+    reader = RowReader(reads.connect)
+    overrides: dict[Any, Any] = {
+        get_db: _db,
+        get_engine: lambda: engine,
+        get_row_reader: lambda: reader,
+        get_session_factory: lambda: sessions,
+    }
+    app.dependency_overrides.update(overrides)
+    try:
+        yield sessions
+    finally:
+        for dependency in overrides:
+            app.dependency_overrides.pop(dependency, None)
+        await engine.dispose()
+        await reads.dispose()
 
 
 async def app_client(application: Any) -> AsyncIterator[AsyncClient]:

@@ -32,7 +32,6 @@ from app.core.logging import (
     request_id_var,
 )
 from app.core.rate_limit import RateLimiter
-from app.db.base import Base
 from app.db.errors import database_unavailable
 from app.db.session import build_engine, get_db, get_engine
 from app.main import app, create_app
@@ -227,31 +226,6 @@ def test_an_error_log_costs_milliseconds_in_production_formats() -> None:
 
 
 # ---- the database ---------------------------------------------------------------
-
-
-@pytest.fixture
-async def file_database(
-    tmp_path: Path,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A SQLite file configured as the service configures it (WAL, busy timeout),
-    with the real session per request instead of the test's rolled-back one."""
-    engine = build_engine(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def _db() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_db] = _db
-    app.dependency_overrides[get_engine] = lambda: engine
-    try:
-        yield sessions
-    finally:
-        app.dependency_overrides.pop(get_db, None)
-        app.dependency_overrides.pop(get_engine, None)
-        await engine.dispose()
 
 
 async def test_concurrent_registrations_on_sqlite_give_one_201_and_409s(

@@ -1,19 +1,13 @@
 """Column types that behave the same on SQLite, PostgreSQL and MySQL/MariaDB."""
 
 from datetime import UTC, datetime
-{%- if "decimal" in field_types %}
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
-{%- endif %}
 
-{% if "decimal" in field_types -%}
 from sqlalchemy import DateTime, Numeric, String
-{%- else -%}
-from sqlalchemy import DateTime
-{%- endif %}
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator{% if "decimal" in field_types %}, TypeEngine{% endif %}
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -53,7 +47,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-{%- if "decimal" in field_types %}
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -72,10 +65,12 @@ class ExactDecimal(TypeDecorator[Decimal]):
         self.precision = precision
         self.scale = scale
         self._quantum = Decimal(1).scaleb(-scale)
+        # Python's default context keeps 28 digits; NUMERIC allows up to 38.
+        self._context = Context(prec=precision + 1)
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            # Sign, digits and point.
+            # Sign, digits and point (SQLite does not enforce the length).
             return dialect.type_descriptor(String(self.precision + 2))
         return dialect.type_descriptor(Numeric(self.precision, self.scale))
 
@@ -84,13 +79,15 @@ class ExactDecimal(TypeDecorator[Decimal]):
     ) -> Decimal | str | None:
         if value is None:
             return None
-        value = Decimal(value).quantize(self._quantum)
-        return str(value) if dialect.name == "sqlite" else value
+        value = Decimal(value).quantize(self._quantum, context=self._context)
+        if value.is_zero():
+            value = value.copy_abs()  # -0 reads back as 0 on every database
+        # Fixed-point text ("0.0000000001", never "1E-10") on SQLite.
+        return format(value, "f") if dialect.name == "sqlite" else value
 
     def process_result_value(
         self, value: Decimal | str | None, dialect: Dialect
     ) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(value).quantize(self._quantum)
-{%- endif %}
+        return Decimal(value).quantize(self._quantum, context=self._context)

@@ -1,0 +1,206 @@
+"""Input types shared by every schema."""
+
+import json
+import re
+from datetime import UTC, date, datetime
+from decimal import Context, Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    JsonValue,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+# Every control character but tab, newline and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _storable_text(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refuse it everywhere for the same behaviour.
+    if "\x00" in value:
+        msg = "must not contain NUL characters"
+        raise ValueError(msg)
+    # JSON may spell a lone surrogate ("\udfff"); no database encoding can store it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = "must be valid Unicode (no lone surrogates)"
+        raise ValueError(msg) from None
+    return value
+
+
+def not_a_number(value: object) -> object:
+    """Dates and times come as ISO 8601 text. Pydantic would also read a number
+    as seconds since 1970, which the schema does not offer and a client rarely
+    means."""
+    if isinstance(value, int | float):
+        msg = "must be an ISO 8601 string, e.g. 2030-01-31 or 2030-01-31T09:00:00Z"
+        raise ValueError(msg)
+    return value
+
+
+# Every text input: what a client can send, every supported database can store.
+SafeText = Annotated[str, AfterValidator(_storable_text)]
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        msg = "must not contain control characters"
+        raise ValueError(msg)
+    return value
+
+
+# A query-string value: text a database can store, without control characters.
+QueryText = Annotated[SafeText, AfterValidator(_no_control_characters)]
+
+# MySQL's DATETIME starts in year 1000; near year 9999 converting to UTC overflows.
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _storable(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        msg = "must be from 1000-01-01 to 9999-12-30 (UTC)"
+        raise ValueError(msg)
+    return value
+
+
+# Timestamps must carry their offset; they are stored and returned in UTC.
+FieldDatetime = Annotated[
+    AwareDatetime, BeforeValidator(not_a_number), AfterValidator(_storable)
+]
+
+FieldDate = Annotated[date, BeforeValidator(not_a_number)]
+
+
+class DecimalText:
+    """A decimal of at most `precision` digits, `scale` of them after the point,
+    sent and answered as a JSON string of ASCII digits ("-12.50").
+
+    JSON numbers are refused: a parser reads `12345678901234567.5` as a float,
+    which has already lost the last digits before any check could see them.
+    Answers are fixed-point at the declared scale ("0.00", never "0E-2" or
+    "-0.00"), so every database returns the same text.
+    """
+
+    def __init__(self, precision: int, scale: int) -> None:
+        whole = precision - scale
+        head = "0" if whole == 0 else f"(0|[1-9][0-9]{{0,{whole - 1}}})"
+        tail = f"([.][0-9]{{1,{scale}}})?" if scale else ""
+        self.pattern = f"^-?{head}{tail}$"
+        self._match = re.compile(self.pattern, re.ASCII).match
+        self._quantum = Decimal(1).scaleb(-scale)
+        # Python's default context keeps 28 digits; NUMERIC allows up to 38.
+        self._context = Context(prec=precision + 1)
+        self.precision = precision
+        self.scale = scale
+
+    def parse(self, value: object) -> Decimal:
+        if isinstance(value, Decimal) and value.is_finite():
+            value = format(value, "f")
+        if not isinstance(value, str):
+            raise PydanticCustomError(
+                "decimal_text", 'must be a string of digits, e.g. "-12.50"'
+            )
+        if not self._match(value):
+            raise PydanticCustomError(
+                "decimal_text",
+                "must be at most {whole} digits before the point and {scale} after, "
+                'with an optional leading minus, e.g. "-12.50"',
+                {"whole": self.precision - self.scale, "scale": self.scale},
+            )
+        return self.exact(Decimal(value))
+
+    def exact(self, value: Decimal) -> Decimal:
+        """`value` at the declared scale; zero has no sign."""
+        try:
+            value = value.quantize(self._quantum, context=self._context)
+        except InvalidOperation as exc:  # more digits than the precision
+            msg = f"{value} does not fit {self.precision} digits"
+            raise ValueError(msg) from exc
+        return value.copy_abs() if value.is_zero() else value
+
+    def text(self, value: Decimal) -> str:
+        return format(self.exact(value), "f")
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            self.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                self.text, when_used="json"
+            ),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "pattern": self.pattern,
+            "format": "decimal",
+            # A sign, the digits, the point, and "0" before it when all are decimals.
+            "maxLength": self.precision + 2 + (self.precision == self.scale),
+        }
+
+
+MAX_JSON_BYTES = 64 * 1024
+# MariaDB's JSON_VALID() refuses documents nested deeper than 32 levels.
+MAX_JSON_DEPTH = 32
+
+
+def _bounded_json(
+    value: dict[str, JsonValue] | list[JsonValue],
+) -> dict[str, JsonValue] | list[JsonValue]:
+    # allow_nan=False: NaN and Infinity are not JSON, and no database stores them.
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except ValueError as exc:
+        msg = "must be valid JSON (no NaN or Infinity)"
+        raise ValueError(msg) from exc
+    if size > MAX_JSON_BYTES:
+        msg = f"must be at most {MAX_JSON_BYTES} bytes of JSON"
+        raise ValueError(msg)
+    _storable_strings(value, 1)
+    return value
+
+
+def _storable_strings(value: JsonValue, depth: int) -> None:
+    # Keys and strings inside the document obey the rules of SafeText.
+    if isinstance(value, str):
+        _storable_text(value)
+    elif isinstance(value, dict | list):
+        if depth >= MAX_JSON_DEPTH:
+            msg = f"must be nested fewer than {MAX_JSON_DEPTH} levels deep"
+            raise ValueError(msg)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _storable_text(key)
+                _storable_strings(item, depth + 1)
+        else:
+            for item in value:
+                _storable_strings(item, depth + 1)
+
+
+def _json_document(value: object) -> object:
+    # One readable message for anything but an object or an array, so the error
+    # location stops at the field instead of naming pydantic's inner types.
+    if not isinstance(value, dict | list):
+        msg = "must be a JSON object or array"
+        raise ValueError(msg)
+    return value
+
+
+# A JSON object or array: a bare string or number is not a document.
+JSONDocument = Annotated[
+    dict[str, JsonValue] | list[JsonValue],
+    BeforeValidator(_json_document),
+    AfterValidator(_bounded_json),
+]

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import copy_project, run_in
 from tests.test_faults_live import LOCAL, Service, call, post_json, token_for
@@ -46,11 +47,15 @@ def served(
         f"import redis; redis.Redis.from_url({REDIS_DB!r}).flushdb()",
     )
     assert flushed.returncode == 0, flushed.stderr
+    # The Kubernetes manifests' own proxy settings, as a pod runs with them.
+    configmap = project / "deploy/kubernetes/config/configmap.yaml"
+    forwarded = yaml.safe_load(configmap.read_text())["data"]["FORWARDED_ALLOW_IPS"]
     service = Service(
         project_venv,
         project,
         {
             **env,
+            "FORWARDED_ALLOW_IPS": forwarded,
             "SECRET_KEY": "a-serving-test-secret-" + "x" * 32,
             "REDIS_URL": REDIS_DB,
             "LOGIN_RATE_LIMIT": "5/minute",
@@ -64,13 +69,12 @@ def served(
         service.stop()
 
 
-def _login(base: str, email: str) -> int:
+def _login(base: str, email: str, forwarded_for: str | None = None) -> int:
     form = urllib.parse.urlencode({"username": email, "password": "pw-long-enough"}).encode()
-    status, _, _, _ = call(
-        f"{base}/api/v1/auth/login",
-        data=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    status, _, _, _ = call(f"{base}/api/v1/auth/login", data=form, headers=headers)
     return status
 
 
@@ -96,6 +100,9 @@ def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
 
     # Each call is a new connection: the kernel spreads them over both workers.
     logins = [_login(base, "serve@example.com") for _ in range(11)]
+    # Through the ingress, which appends the address it saw: a client that
+    # writes a new address of its own into each request is still one client.
+    spoofed = [_login(base, "serve@example.com", f"198.51.100.{n}, 203.0.113.7") for n in range(30)]
 
     def book(_: int) -> int:
         body = {"therapist_id": 3, "start_time": "2031-03-03T09:00:00Z"}
@@ -126,6 +133,8 @@ def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
     assert log.count("Started server process") == WORKERS
     assert logins.count(200) == 4, logins  # 5 per minute across both workers
     assert logins.count(429) == 7, logins
+    assert spoofed.count(200) == 5, spoofed  # its own five attempts, then no more
+    assert spoofed.count(429) == 25, spoofed
     assert race.count(201) == 1, race
     assert set(race) == {201, 409}, race
     assert len(listed) == 1
@@ -133,3 +142,25 @@ def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
     assert answer.startswith("HTTP/1.1 201"), answer
     assert code == 0, log
     assert "Traceback" not in log
+
+
+def test_serve_refuses_to_trust_every_proxy(
+    project_venv: Path, tmp_path: Path, template_repo: Path
+) -> None:
+    project = copy_project(template_repo, tmp_path / "svc")
+
+    result = run_in(
+        project_venv,
+        project,
+        "python",
+        "-m",
+        "app",
+        "serve",
+        env={"FORWARDED_ALLOW_IPS": "10.0.0.1, *"},
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: FORWARDED_ALLOW_IPS=* lets clients choose their own address; "
+        "list your proxies' addresses or networks, e.g. 10.0.0.0/8"
+    ]

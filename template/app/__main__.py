@@ -93,6 +93,17 @@ def serve(host: str, port: int) -> int:
 
     from app.core.config import settings
 
+    if "*" in os.environ.get("FORWARDED_ALLOW_IPS", "").replace(" ", "").split(","):
+        # Trusting every peer, uvicorn takes the leftmost X-Forwarded-For entry,
+        # which the client writes: any client could pick a new address per
+        # request and never meet a rate limit.
+        print(
+            "error: FORWARDED_ALLOW_IPS=* lets clients choose their own address; "
+            "list your proxies' addresses or networks, e.g. 10.0.0.0/8",
+            file=sys.stderr,
+        )
+        return 2
+
     workers = settings.WEB_CONCURRENCY
     if settings.METRICS_ENABLED and (
         workers > 1 or "PROMETHEUS_MULTIPROC_DIR" in os.environ
@@ -105,7 +116,8 @@ def serve(host: str, port: int) -> int:
         port=port,
         workers=workers,
         # Client addresses (rate limits, logs) from X-Forwarded-For, trusted
-        # from FORWARDED_ALLOW_IPS only (uvicorn's default: 127.0.0.1).
+        # from FORWARDED_ALLOW_IPS only (uvicorn's default: 127.0.0.1): the
+        # client is the rightmost address that is not a trusted proxy.
         proxy_headers=True,
         timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_SECONDS,
     )

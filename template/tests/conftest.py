@@ -6,6 +6,7 @@ the suite refuses one holding tables it did not create, and drops its own after.
 """
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,7 +32,15 @@ os.environ["SENTRY_DSN"] = ""
 
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect  # noqa: E402
+from sqlalchemy import (  # noqa: E402
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    delete,
+    inspect,
+)
 from sqlalchemy.ext.asyncio import (  # noqa: E402
     AsyncEngine,
     AsyncSession,
@@ -44,6 +53,7 @@ from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import (  # noqa: E402
     RowReader,
+    SessionLocal,
     build_engine,
     get_db,
     get_engine,
@@ -229,3 +239,21 @@ def auth_headers(user: User) -> dict[str, str]:
 @pytest.fixture
 def other_auth_headers(other_user: User) -> dict[str, str]:
     return bearer(other_user)
+
+
+@pytest.fixture
+async def committed_headers(
+    engine: AsyncEngine, password_hash: str
+) -> AsyncIterator[dict[str, str]]:
+    """A user committed for real, for tests of concurrent requests through the
+    app's own sessions (no per-test rollback). Deleting the user afterwards
+    deletes everything it owns."""
+    async with SessionLocal() as db:
+        email = f"{uuid.uuid4().hex}@example.com"
+        user = User(email=email, hashed_password=password_hash)
+        db.add(user)
+        await db.commit()
+    yield bearer(user)
+    async with SessionLocal() as db:
+        await db.execute(delete(User).where(User.id == user.id))
+        await db.commit()

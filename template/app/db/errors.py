@@ -1,12 +1,14 @@
-"""Which database errors mean "unavailable, try again" (503) rather than a bug (500)."""
+"""Which database errors mean "unavailable, try again" (503) or "conflicts with
+the data as it is now" (409) rather than a bug (500)."""
 
 import logging
 from types import TracebackType
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from app.core.exceptions import error_body
 from app.core.logging import one_line
@@ -17,8 +19,10 @@ logger = logging.getLogger("app.db")
 RETRY_AFTER_SECONDS = 2
 
 # PostgreSQL SQLSTATEs: connection exceptions (class 08), the server shutting
-# down or starting (57P01-57P03), too many connections (53300).
-_PG_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300")
+# down or starting (57P01-57P03), too many connections (53300), and a
+# transaction chosen as a deadlock's victim or failing serialization (40P01,
+# 40001): each succeeds when tried again.
+_PG_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300", "40P01", "40001")
 # MySQL/MariaDB: too many connections, lock wait timeout, deadlock, and the
 # client's can't connect / server gone away / lost connection.
 _MYSQL_UNAVAILABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
@@ -91,8 +95,71 @@ async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+# A constraint the database checked and refused, in a race that the services'
+# own checks cannot close: a unique value written by another request between
+# check and commit, a referenced row (or the caller's account) deleted by
+# another request meanwhile, a row still referenced when deleted.
+# PostgreSQL SQLSTATEs, MySQL/MariaDB error numbers, SQLite messages.
+_PG_UNIQUE, _PG_FOREIGN_KEY = "23505", "23503"
+_MYSQL_UNIQUE, _MYSQL_REFERENCED, _MYSQL_MISSING = 1062, 1451, 1452
+_CONFLICTS = {
+    "unique": "It conflicts with an existing one: a unique value is already taken",
+    "referenced": "It is still referenced by other objects; delete or move those first",
+    "missing": "It refers to an object that no longer exists",
+    "foreign key": "It refers to an object that no longer exists, or is still "
+    "referenced by others",
+}
+
+
+def constraint_conflict(exc: IntegrityError) -> str | None:
+    """The 409 message for a unique or foreign-key refusal; None for any other
+    constraint (NOT NULL, CHECK), which the schemas should have caught: a bug."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    text = str(orig)
+    if sqlstate == _PG_UNIQUE or code == _MYSQL_UNIQUE or "UNIQUE constraint" in text:
+        return _CONFLICTS["unique"]
+    if sqlstate == _PG_FOREIGN_KEY:
+        # "... is still referenced from table" on DELETE, else "... is not present".
+        key = "referenced" if "still referenced" in text else "missing"
+        return _CONFLICTS[key]
+    if code in (_MYSQL_REFERENCED, _MYSQL_MISSING):
+        return _CONFLICTS["referenced" if code == _MYSQL_REFERENCED else "missing"]
+    if "FOREIGN KEY constraint" in text:
+        return _CONFLICTS["foreign key"]  # SQLite does not say which way
+    return None
+
+
+async def _integrity_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IntegrityError)
+    message = constraint_conflict(exc)
+    if message is None:
+        raise exc  # a bug: the last-resort 500 handler logs it
+    logger.info(
+        "Conflict on %s %s: %s", request.method, request.url.path, one_line(exc)
+    )
+    return JSONResponse(error_body(message), status_code=status.HTTP_409_CONFLICT)
+
+
+async def _vanished_handler(request: Request, exc: Exception) -> JSONResponse:
+    # The row was deleted by another request while this one changed it.
+    logger.info(
+        "Conflict on %s %s: %s", request.method, request.url.path, one_line(exc)
+    )
+    return JSONResponse(
+        error_body("It was deleted or changed by another request; fetch it again"),
+        status_code=status.HTTP_409_CONFLICT,
+    )
+
+
 def register_database_error_handlers(app: FastAPI) -> None:
     """Answer 503 + Retry-After when a request fails because the database is
-    unreachable, overloaded or locked; anything else stays a 500."""
+    unreachable, overloaded or locked, and 409 when it refuses a change that a
+    concurrent request made impossible; anything else stays a 500."""
     for error_type in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(error_type, _unavailable_handler)
+    app.add_exception_handler(IntegrityError, _integrity_handler)
+    app.add_exception_handler(StaleDataError, _vanished_handler)
+    app.add_exception_handler(ObjectDeletedError, _vanished_handler)

@@ -165,15 +165,18 @@ def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
         db_engine: Annotated[AsyncEngine, Depends(get_engine)],
         limiter: Annotated[RateLimiter, Depends(get_login_limiter)],
     ) -> JSONResponse:
-        """Readiness: the database answers, and Redis when configured. Route
-        traffic elsewhere while this says 503; the process itself is fine."""
+        """Readiness: the database answers. Route traffic elsewhere while this
+        says 503; the process itself is fine. Redis, when configured, is
+        reported but never makes this fail: without it rate limits count per
+        process and the service still serves, so one Redis outage must not take
+        every replica out of the load balancer."""
         checks = {
             "database": "ok" if await _database_reachable(db_engine) else "unreachable"
         }
         redis = await redis_reachable(limiter)
         if redis is not None:
-            checks["redis"] = "ok" if redis else "unreachable"
-        if all(value == "ok" for value in checks.values()):
+            checks["redis"] = "ok" if redis else "degraded"
+        if checks["database"] == "ok":
             return JSONResponse({"status": "ready", **checks})
         return JSONResponse(
             {"status": "unavailable", **checks},

@@ -48,7 +48,10 @@ from sqlalchemy.ext.asyncio import (  # noqa: E402
 )
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
-from app.api.v1.dependencies import get_session_factory  # noqa: E402
+from app.api.v1.dependencies import (  # noqa: E402
+    get_read_session_factory,
+    get_session_factory,
+)
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import (  # noqa: E402
@@ -155,11 +158,13 @@ async def file_database(
             yield session
 
     reader = RowReader(reads.connect)
+    read_sessions = async_sessionmaker(reads, expire_on_commit=False)
     overrides: dict[Any, Any] = {
         get_db: _db,
         get_engine: lambda: engine,
         get_row_reader: lambda: reader,
         get_session_factory: lambda: sessions,
+        get_read_session_factory: lambda: read_sessions,
     }
     app.dependency_overrides.update(overrides)
     try:
@@ -196,12 +201,19 @@ async def client(session: AsyncSession, rows: RowReader) -> AsyncIterator[AsyncC
     app.dependency_overrides[get_row_reader] = lambda: rows
     # Background work (a reset link) opens "its own" session: the test's, unclosed.
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
+    app.dependency_overrides[get_read_session_factory] = lambda: (
+        lambda: nullcontext(session)
+    )
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
-    app.dependency_overrides.pop(get_db, None)
-    app.dependency_overrides.pop(get_row_reader, None)
-    app.dependency_overrides.pop(get_session_factory, None)
+    for dependency in (
+        get_db,
+        get_row_reader,
+        get_session_factory,
+        get_read_session_factory,
+    ):
+        app.dependency_overrides.pop(dependency, None)
 
 
 @pytest.fixture(scope="session")

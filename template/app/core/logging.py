@@ -26,6 +26,19 @@ _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dic
 }
 
 
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators,
+# written as escapes: a client-chosen value (a path, a filter, an email) must
+# not start a forged log line, move the cursor or hide text in a terminal.
+_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+}
+
+
+def escape_controls(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
 def one_line(error: BaseException) -> str:
     """An error as one log line: its message's first line, or its type's name."""
     text = str(error)
@@ -35,6 +48,19 @@ def one_line(error: BaseException) -> str:
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        return True
+
+
+class _EscapeControlsFilter(logging.Filter):
+    """Text and Rich lines: the message, with its arguments, as one line of
+    printable text. (JSON escapes every control character itself; a traceback
+    is formatted apart from the message and keeps its lines.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
         return True
 
 
@@ -81,6 +107,16 @@ class JSONFormatter(logging.Formatter):
 
 
 def _handler(log_format: LogFormat) -> logging.Handler:
+    handler = _formatted_handler(log_format)
+    handler.addFilter(_RequestIdFilter())
+    # On the handler: logger filters would miss the pool's per-class child loggers.
+    handler.addFilter(PoolResetFilter())
+    if log_format != "json":
+        handler.addFilter(_EscapeControlsFilter())
+    return handler
+
+
+def _formatted_handler(log_format: LogFormat) -> logging.Handler:
     if log_format == "rich":
         # Imported here: outside local development Rich is never loaded.
         import anyio
@@ -116,11 +152,7 @@ def setup_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     root.setLevel(level)
     # Drop handlers installed earlier (uvicorn's own) so nothing is logged twice.
     root.handlers = []
-    handler = _handler(log_format)
-    handler.addFilter(_RequestIdFilter())
-    # On the handler: logger filters would miss the pool's per-class child loggers.
-    handler.addFilter(PoolResetFilter())
-    root.addHandler(handler)
+    root.addHandler(_handler(log_format))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers = []

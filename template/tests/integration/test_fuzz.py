@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.api.v1.dependencies import get_session_factory
+from app.api.v1.dependencies import get_read_session_factory, get_session_factory
 from app.core.config import settings as app_settings
 from app.core.security import create_access_token
 from app.db.base import Base
@@ -94,8 +94,15 @@ def fuzz_app(fuzz_database: Path) -> Iterator[None]:
 
     # A reset request's background work opens sessions of its own.
     app.dependency_overrides[get_session_factory] = lambda: _own_session
+    app.dependency_overrides[get_read_session_factory] = lambda: _own_session
     yield
-    for dependency in (get_db, get_engine, get_row_reader, get_session_factory):
+    for dependency in (
+        get_db,
+        get_engine,
+        get_row_reader,
+        get_session_factory,
+        get_read_session_factory,
+    ):
         app.dependency_overrides.pop(dependency, None)
 
 

@@ -22,7 +22,13 @@ from app.core.exceptions import (
 )
 from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
-from app.db.session import RowReader, SessionLocal, get_db, get_row_reader
+from app.db.session import (
+    ReadSessionLocal,
+    RowReader,
+    SessionLocal,
+    get_db,
+    get_row_reader,
+)
 from app.modules.auth.models import User
 from app.modules.auth.passwords import SessionFactory
 from app.modules.auth.service import AuthService, normalize_email
@@ -37,6 +43,14 @@ async def get_session_factory() -> SessionFactory:
 
 
 SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
+
+
+async def get_read_session_factory() -> SessionFactory:
+    """Sessions on the read pool: no transaction, so on SQLite no write lock."""
+    return ReadSessionLocal
+
+
+ReadSessionFactoryDep = Annotated[SessionFactory, Depends(get_read_session_factory)]
 # What GET routes of modules read with (app/db/session.py): rows, no session.
 RowReaderDep = Annotated[RowReader, Depends(get_row_reader)]
 
@@ -63,10 +77,20 @@ async def _verify(session: AsyncSession, token: str | None) -> tuple[User, float
 
 
 async def get_current_user(
+    request: Request,
     session: SessionDep,
+    read_sessions: ReadSessionFactoryDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
-    """Resolve the bearer token to an existing, active user, or answer 401."""
+    """Resolve the bearer token to an existing, active user, or answer 401.
+
+    A GET checks on the read pool, so it never waits for a writer (on SQLite,
+    the request session's first statement takes the write lock); any other
+    method loads the user into the request's session, to change it."""
+    if request.method == "GET":
+        async with read_sessions() as reader:
+            user, _ = await _verify(reader, token)
+        return user
     user, _ = await _verify(session, token)
     return user
 
@@ -87,20 +111,22 @@ CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 async def get_current_user_id(
     request: Request,
     sessions: SessionFactoryDep,
+    read_sessions: ReadSessionFactoryDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> int:
     """The id of the token's active user, for routes that need nothing else.
 
     A GET trusts a token verified in the last AUTH_CACHE_SECONDS (see
     app/modules/auth/token_cache.py); any other method verifies it again. The
-    check opens a session of its own, so a GET served from the cache opens none.
+    check opens a session of its own, so a GET served from the cache opens none;
+    a GET's check reads on the read pool, so it never waits for a writer.
     """
     cacheable = request.method == "GET"
     if cacheable and token:
         user_id = verified_tokens.get(token)
         if user_id is not None:
             return user_id
-    async with sessions() as session:
+    async with (read_sessions if cacheable else sessions)() as session:
         user, expires_at = await _verify(session, token)
     if cacheable and token:
         verified_tokens.put(token, user.id, expires_at)

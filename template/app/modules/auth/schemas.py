@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
-from app.core.validation import SafeText
+from app.core.validation import QueryText, SafeText
 
 # argon2 accepts any length, but an unbounded password is a cheap way to burn CPU.
 PASSWORD_MIN_LENGTH = 8
@@ -64,7 +64,7 @@ class UserAdminUpdate(BaseModel):
 class UserFilter(BaseModel):
     """List filters: each one given must match exactly (emails in any case)."""
 
-    email: str | None = Field(default=None, max_length=320)
+    email: QueryText | None = Field(default=None, max_length=320)
     is_active: bool | None = None
 
 

@@ -19,6 +19,7 @@ from app.api.v1 import dependencies
 from app.api.v1.dependencies import (
     CurrentUserId,
     get_login_limiter,
+    get_read_session_factory,
     get_session_factory,
 )
 from app.core.config import settings
@@ -207,6 +208,7 @@ async def whoami(session: AsyncSession) -> AsyncIterator[AsyncClient]:
         return nullcontext(session)
 
     probe.dependency_overrides[get_session_factory] = lambda: sessions
+    probe.dependency_overrides[get_read_session_factory] = lambda: sessions
     async for client in app_client(probe):
         yield client
 

@@ -50,6 +50,16 @@ async def test_a_superuser_lists_and_filters_accounts(
     assert "hashed_password" not in everyone.json()[0]
 
 
+@pytest.mark.parametrize("email", ["\x00", "x\x1b[2J", "x" * 321])
+async def test_a_filter_value_no_database_can_store_is_422(
+    client: AsyncClient, admin: User, auth_headers: dict[str, str], email: str
+) -> None:
+    response = await client.get(USERS, params={"email": email}, headers=auth_headers)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["query", "email"]
+
+
 async def test_a_superuser_reads_one_account(
     client: AsyncClient, admin: User, other_user: User, auth_headers: dict[str, str]
 ) -> None:

@@ -140,14 +140,21 @@ def watch_pool(engine: AsyncEngine, name: str) -> None:
     size = getattr(pool, "size", None)
     POOL_SIZE.labels(name).set(size() if callable(size) else 0)
     checked_out = POOL_CHECKED_OUT.labels(name)
+    count = getattr(pool, "checkedout", None)
+    if not callable(count):  # a pool that keeps no count (NullPool, StaticPool)
+        return
 
+    # The pool's own count, not +1/-1 per event: a checkout that fails (the
+    # connection test on a dead server) is checked in without ever having been
+    # checked out, and counting events drifted below zero in every outage.
     @event.listens_for(pool, "checkout")
     def _out(*_: Any) -> None:
-        checked_out.inc()
+        checked_out.set(count())
 
     @event.listens_for(pool, "checkin")
     def _in(*_: Any) -> None:
-        checked_out.dec()
+        # Still counted while its checkin event runs: it returns right after.
+        checked_out.set(max(count() - 1, 0))
 
 
 def render(token: str | None, request: Request) -> Response:

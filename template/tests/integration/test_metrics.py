@@ -2,12 +2,18 @@
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 
 from app.core.config import settings
+from app.core.metrics import watch_pool
+from app.db.session import build_engine
 from app.main import create_app
 from tests.conftest import app_client
 
@@ -98,3 +104,43 @@ async def test_metrics_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(settings, "METRICS_ENABLED", False)
     async for client in app_client(create_app()):
         assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_the_pool_gauge_stays_within_the_pool_through_failed_checkouts(
+    tmp_path: Path,
+) -> None:
+    """A checkout whose connection test fails every retry is checked in without
+    having been checked out, as in a database outage."""
+    engine = build_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}")
+    failing = {"left": 0}
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _connection_test(*_: object) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            msg = "the server closed the connection"
+            raise DisconnectionError(msg)
+
+    watch_pool(engine, "outage-test")
+    seen = []
+
+    def gauge() -> float | None:
+        labels = {"pool": "outage-test"}
+        return REGISTRY.get_sample_value("db_pool_checked_out", labels)
+
+    try:
+        for _ in range(5):
+            failing["left"] = 10  # more than the pool's retries
+            with pytest.raises(SQLAlchemyError):
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            seen.append(gauge())
+        failing["left"] = 0  # the server is back
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            seen.append(gauge())
+        seen.append(gauge())
+    finally:
+        await engine.dispose()
+
+    assert seen == [0.0] * 5 + [1.0, 0.0], seen

@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,7 @@ from app.core.security import (
     hash_password,
     verify_password,
 )
-from app.modules.auth.models import User
+from app.modules.auth.models import PasswordResetToken, User
 from app.modules.auth.schemas import UserCreate
 
 MAX_EMAIL_LENGTH = 320
@@ -62,7 +62,13 @@ class AuthService:
         The caller commits.
 
         One UPDATE adds 1 in the database, so concurrent revocations never
-        overwrite each other's increment; the session's copy is updated too."""
+        overwrite each other's increment; the session's copy is updated too.
+        Pending password-reset links are spent as well: an event that ends
+        earlier sessions (sign-out everywhere, a new password, deactivation)
+        must not leave a way back in."""
+        await self.session.execute(
+            delete(PasswordResetToken).where(PasswordResetToken.user_id == user_id)
+        )
         await self.session.execute(
             update(User)
             .where(User.id == user_id)

@@ -245,6 +245,43 @@ async def test_a_password_change_spends_pending_reset_links(
     assert (await _login(client, user.email, NEW_PASSWORD)).status_code == 200
 
 
+async def test_sign_out_everywhere_spends_pending_reset_links(
+    client: AsyncClient, inbox: Inbox, user: User, auth_headers: dict[str, str]
+) -> None:
+    await _reset(client, user.email)
+
+    out = await client.post(f"{AUTH}/logout-all", headers=auth_headers)
+
+    assert out.status_code == 204
+    late = await _confirm(client, inbox.link_secret(), NEW_PASSWORD)
+    assert late.status_code == 400
+    assert (await _login(client, user.email, TEST_PASSWORD)).status_code == 200
+
+
+async def test_deactivation_spends_pending_reset_links_for_good(
+    client: AsyncClient,
+    session: AsyncSession,
+    inbox: Inbox,
+    user: User,
+    other_user: User,
+) -> None:
+    user.is_superuser = True
+    await session.commit()
+    admin = _bearer(
+        (await _login(client, user.email, TEST_PASSWORD)).json()["access_token"]
+    )
+    await _reset(client, other_user.email)
+    one = f"/api/v1/users/{other_user.id}"
+
+    off = await client.patch(one, json={"is_active": False}, headers=admin)
+    on = await client.patch(one, json={"is_active": True}, headers=admin)
+
+    assert (off.status_code, on.status_code) == (200, 200)
+    late = await _confirm(client, inbox.link_secret(), NEW_PASSWORD)
+    assert late.status_code == 400
+    assert (await _login(client, other_user.email, TEST_PASSWORD)).status_code == 200
+
+
 async def test_an_expired_or_made_up_reset_token_is_refused(
     client: AsyncClient, session: AsyncSession, inbox: Inbox, user: User
 ) -> None:

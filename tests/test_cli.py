@@ -142,6 +142,16 @@ def test_dry_run_shows_files_and_diffs_and_writes_nothing(render: Render) -> Non
     assert "nothing was written" in output
 
 
+def test_dry_run_diffs_keep_every_character_of_long_lines(render: Render) -> None:
+    project = render()
+    spec = "status:enum=" + ",".join(letter * 40 for letter in "abcde")
+
+    code, output = add(project, "payments", spec, "--dry-run")
+
+    assert code == 0, output
+    assert f"+    - {spec}\n" in output  # 217 characters, piped at 80 columns
+
+
 # ---- refusals: one line, an exit code, an unchanged tree --------------------------
 
 
@@ -440,13 +450,36 @@ def test_modules_lists_and_flags_drift(render: Render) -> None:
     assert "not registered in app/api/v1/router.py" in output
     assert "stray" in output
 
+
+def test_modules_lists_hand_written_modules_without_calling_them_drift(
+    render: Render,
+) -> None:
+    project = render(modules=["bookings", "payments"])
+    # A module the team wrote itself: a folder and both registrations, no answers entry.
+    (project / "app/modules/reports").mkdir()
     (project / "app/db/base.py").write_text(
         (project / "app/db/base.py").read_text()
-        + "from app.modules.ghosts.models import Ghost  # noqa: E402, F401\n"
+        + "from app.modules.reports.models import Report  # noqa: E402, F401\n"
     )
+    router = project / "app/api/v1/router.py"
+    router.write_text(router.read_text() + "api_router.include_router(reports.router)\n")
+
     code, output = wellnest("modules", "--project", str(project))
-    assert code == 1
-    assert "ghosts: no folder in app/modules" in output
+
+    assert code == 0, output  # usable as a CI check
+    assert "reports" in output
+    assert "hand-written" in output
+    assert "Drift" not in output
+
+
+def test_modules_prints_specs_verbatim(render: Render) -> None:
+    specs = ["due:date:opt", "status:enum=open,done:default=open"]
+    project = render(modules=["bookings", {"name": "tasks", "fields": specs}])
+
+    code, output = wellnest("modules", "--project", str(project))
+
+    assert code == 0, output
+    assert f"tasks {' '.join(specs)}" in output
 
 
 # ---- new -----------------------------------------------------------------------------

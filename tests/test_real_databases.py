@@ -171,7 +171,16 @@ def test_the_generated_suite_never_touches_a_database_it_did_not_create(
     code, output = suite(url)
     assert code == 4, output
     assert "tables the tests did not create (alembic_version, users)" in output
+    assert len(output.strip().splitlines()) == 1, output
     assert _psql(name, "SELECT email FROM users") == "a@b.c"
+
+    # A database that does not exist: one line too.
+    code, output = suite(url.replace(name, "wellnest_no_such_database"))
+    assert code == 4, output
+    assert output.strip().splitlines() == [
+        "ERROR: TEST_DATABASE_URL cannot be used: "
+        'database "wellnest_no_such_database" does not exist'
+    ]
 
     # The same on a SQLite file; and the leftovers of a killed run are reclaimed.
     mine = tmp_path / "mine.db"

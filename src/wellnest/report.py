@@ -16,7 +16,9 @@ from wellnest.project import module_name
 if TYPE_CHECKING:
     from wellnest.updating import UpdateResult
 
-console = Console(highlight=False)
+# emoji=False: specs are printed verbatim, to be pasted back into add-module
+# (`due:date:opt` must never become an emoji).
+console = Console(highlight=False, emoji=False)
 
 
 def _tree(label: str, paths: list[str], style: str) -> Tree:
@@ -48,7 +50,12 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
         from rich.syntax import Syntax  # pulls in pygments: only dry runs need it
 
         for relpath in plan.modify:
-            console.print(Syntax(plan.diff(relpath), "diff", theme="ansi_dark"))
+            if console.is_terminal:
+                # word_wrap: long lines wrap at the terminal's width, never cropped.
+                syntax = Syntax(plan.diff(relpath), "diff", theme="ansi_dark", word_wrap=True)
+                console.print(syntax)
+            else:  # piped or redirected: the diff exactly, for patch and review tools
+                console.file.write(plan.diff(relpath))
         console.print(f"[bold]Dry run:[/] nothing was written for {label}.")
         return
     if adding:
@@ -88,7 +95,9 @@ def modules(statuses: list[ModuleStatus]) -> bool:
         table.add_row(
             status.name,
             *("yes" if flag else "[red]no[/]" for flag in flags),
-            "[red]drift[/]" if status.problems else "[green]ok[/]",
+            "[red]drift[/]"
+            if status.problems
+            else ("hand-written" if status.hand_written else "[green]ok[/]"),
         )
     console.print(table)
     # The canonical specs, one line per module: the very arguments add-module takes.

@@ -5,6 +5,7 @@ suite against PostgreSQL or MySQL/MariaDB. That database must exist and be empty
 the suite refuses one holding tables it did not create, and drops its own after.
 """
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +42,7 @@ from sqlalchemy import (  # noqa: E402
     delete,
     inspect,
 )
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from sqlalchemy.ext.asyncio import (  # noqa: E402
     AsyncEngine,
     AsyncSession,
@@ -52,6 +54,7 @@ from app.api.v1.dependencies import (  # noqa: E402
     get_read_session_factory,
     get_session_factory,
 )
+from app.core.logging import one_line  # noqa: E402
 from app.core.security import create_access_token, hash_password  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.session import (  # noqa: E402
@@ -89,20 +92,38 @@ def _unclaimed_tables(connection: Connection) -> list[str]:
     return [] if CLAIM.name in tables else sorted(tables)
 
 
+async def _unusable(url: str) -> str | None:
+    """Why the tests cannot use this database, in one line; None if they can."""
+    engine = build_engine(url, **_engine_options(url))
+    try:
+        async with engine.connect() as connection:
+            foreign = await connection.run_sync(_unclaimed_tables)
+    except (SQLAlchemyError, OSError) as exc:
+        reason = one_line(getattr(exc, "orig", None) or exc)
+        return f"TEST_DATABASE_URL cannot be used: {reason}"
+    finally:
+        await engine.dispose()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        return (
+            "TEST_DATABASE_URL names a database with tables the tests did not "
+            f"create ({shown}); it was left untouched. Point it at an empty, "
+            "throwaway database."
+        )
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before collection starts anything (an app, a thread): a database the suite
+    # cannot use stops the run with one line, not a traceback per test.
+    problem = asyncio.run(_unusable(TEST_DATABASE_URL))
+    if problem:
+        raise pytest.UsageError(problem)  # exit code 4
+
+
 @pytest.fixture(scope="session")
 async def engine() -> AsyncIterator[AsyncEngine]:
     engine = build_engine(TEST_DATABASE_URL, **_engine_options(TEST_DATABASE_URL))
-    async with engine.begin() as connection:
-        foreign = await connection.run_sync(_unclaimed_tables)
-    if foreign:
-        await engine.dispose()
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        pytest.exit(
-            "TEST_DATABASE_URL names a database with tables the tests did not "
-            f"create ({shown}); it was left untouched. Point it at an empty, "
-            "throwaway database.",
-            returncode=4,
-        )
     async with engine.begin() as connection:
         await connection.run_sync(CLAIM.create, checkfirst=True)
         await connection.run_sync(Base.metadata.drop_all)  # a killed run's leftovers

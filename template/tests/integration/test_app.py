@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,16 @@ from app.main import app, create_app
 from tests.conftest import app_client
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_every_local_link_in_the_readme_answers(client: AsyncClient) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    paths = set(re.findall(r"http://127\.0\.0\.1:8000(/[\w/.-]*)", readme))
+
+    assert "/api/v1/openapi.json" in paths
+    for path in sorted(paths):
+        response = await client.get(path)
+        assert response.status_code == 200, path
 
 
 async def test_unhandled_errors_are_500_with_a_request_id(

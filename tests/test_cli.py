@@ -142,6 +142,21 @@ def test_dry_run_shows_files_and_diffs_and_writes_nothing(render: Render) -> Non
     assert "nothing was written" in output
 
 
+def test_a_singular_name_is_added_with_a_warning_that_suggests_the_plural(
+    render: Render,
+) -> None:
+    project = render()
+
+    code, output = add(project, "prescription")
+
+    assert code == 0, output
+    assert output.startswith(
+        "warning: 'prescription' looks singular; modules are named in the plural "
+        "(did you mean 'prescriptions'?), and its routes will be /prescription\n"
+    )
+    assert "warning" not in add(project, "payment_methods")[1]
+
+
 def test_dry_run_diffs_keep_every_character_of_long_lines(render: Render) -> None:
     project = render()
     spec = "status:enum=" + ",".join(letter * 40 for letter in "abcde")

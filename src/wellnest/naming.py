@@ -34,3 +34,13 @@ def singular(name: str) -> str:
     *head, last = name.split("_")
     result = _engine().singular_noun(last)
     return "_".join([*head, result or last])
+
+
+def plural_of_singular(name: str) -> str | None:
+    """The plural of `name` when its last word is a singular noun, else None."""
+    *head, last = name.split("_")
+    engine = _engine()
+    if engine.singular_noun(last) is not False:
+        return None  # already a plural, or the same in both (news, series)
+    plural = engine.plural_noun(last)
+    return "_".join([*head, plural]) if plural and plural != last else None

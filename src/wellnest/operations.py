@@ -162,6 +162,14 @@ def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence
         raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
 
     plan = Plan(project.root)
+    plural = naming.plural_of_singular(name)
+    if plural:
+        # Routes are collections (/prescriptions/{id}): a warning, not a refusal,
+        # since uncountable names (staff, software) look singular too.
+        plan.warnings.append(
+            f"'{name}' looks singular; modules are named in the plural "
+            f"(did you mean '{plural}'?), and its routes will be /{spec['route']}"
+        )
     plan.create = blueprint.module_files(new_context, name, overrides={"down_revision": heads[0]})
     ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)

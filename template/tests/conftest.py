@@ -8,7 +8,7 @@ the suite refuses one holding tables it did not create, and drops its own after.
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ from sqlalchemy import (  # noqa: E402
     Integer,
     MetaData,
     Table,
-    delete,
     inspect,
 )
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
@@ -66,6 +65,7 @@ from app.db.session import (  # noqa: E402
     get_row_reader,
 )
 from app.main import app  # noqa: E402
+from app.modules.auth.admin import UserAdminService  # noqa: E402
 from app.modules.auth.models import User  # noqa: E402
 from app.modules.auth.token_cache import verified_tokens  # noqa: E402
 
@@ -274,19 +274,29 @@ def other_auth_headers(other_user: User) -> dict[str, str]:
     return bearer(other_user)
 
 
+NewUser = Callable[[], Awaitable[dict[str, str]]]
+
+
 @pytest.fixture
-async def committed_headers(
+async def committed_users(
     engine: AsyncEngine, password_hash: str
-) -> AsyncIterator[dict[str, str]]:
-    """A user committed for real, for tests of concurrent requests through the
-    app's own sessions (no per-test rollback). Deleting the user afterwards
-    deletes everything it owns."""
+) -> AsyncIterator[NewUser]:
+    """Users committed for real, for tests of concurrent requests through the
+    app's own sessions (no per-test rollback): each call makes one and returns
+    its bearer header. Afterwards each is deleted as a superuser would delete
+    it, with everything it owns."""
+    made: list[int] = []
+
+    async def new_user() -> dict[str, str]:
+        async with SessionLocal() as db:
+            email = f"{uuid.uuid4().hex}@example.com"
+            user = User(email=email, hashed_password=password_hash)
+            db.add(user)
+            await db.commit()
+        made.append(user.id)
+        return bearer(user)
+
+    yield new_user
     async with SessionLocal() as db:
-        email = f"{uuid.uuid4().hex}@example.com"
-        user = User(email=email, hashed_password=password_hash)
-        db.add(user)
-        await db.commit()
-    yield bearer(user)
-    async with SessionLocal() as db:
-        await db.execute(delete(User).where(User.id == user.id))
-        await db.commit()
+        for user_id in made:
+            await UserAdminService(db).delete(user_id)

@@ -6,11 +6,12 @@ scoping its reads and writes to the owner.
 """
 
 from pydantic import TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.exceptions import ConflictError, NotFoundError
 from app.db.locks import advisory_lock
+from app.db.session import Base
 from app.modules.auth.models import User
 from app.modules.auth.schemas import UserAdminRead, UserAdminUpdate, UserFilter
 from app.modules.auth.service import AuthService, normalize_email
@@ -59,7 +60,8 @@ class UserAdminService:
                 await AuthService(self.session).raise_token_version(user_id)
             for field, value in changes.items():
                 setattr(user, field, value)
-            await self.session.commit()
+            await self.session.flush()
+        await self.session.commit()
         verified_tokens.forget_user(user_id)
         return user
 
@@ -67,18 +69,37 @@ class UserAdminService:
         async with advisory_lock(self.session, _SUPERUSERS_LOCK):
             user = await self.get(user_id)
             await self._keep_one_superuser(user)
+            await self._delete_owned_rows(user_id)
             await self.session.delete(user)
-            await self.session.commit()
+            await self.session.flush()
+        await self.session.commit()
         verified_tokens.forget_user(user_id)
+
+    async def _delete_owned_rows(self, user_id: int) -> None:
+        """Delete what the account owns, rows that point at others first.
+
+        The database would cascade the account's deletion to them, but MySQL and
+        MariaDB check each foreign key row by row during a cascade: one owned
+        row still pointing at another (a ref with ondelete=restrict) refused the
+        whole deletion. In dependency order it works on every database."""
+        for table in reversed(Base.metadata.sorted_tables):
+            for key in table.foreign_keys:
+                owned = key.ondelete == "CASCADE"
+                if owned and key.column.table.name == User.__tablename__:
+                    rows = delete(table).where(key.parent == user_id)
+                    await self.session.execute(rows)
 
     async def _keep_one_superuser(self, user: User) -> None:
         """Refuse to take away the last active superuser."""
         if not (user.is_active and user.is_superuser):
             return
-        others = await self.session.scalar(
-            select(func.count())
-            .select_from(User)
+        # A locking read: it waits for another demotion not yet committed (on
+        # MySQL the named lock is released just before the commit).
+        other = await self.session.scalar(
+            select(User.id)
             .where(User.is_superuser, User.is_active, User.id != user.id)
+            .limit(1)
+            .with_for_update()
         )
-        if not others:
+        if other is None:
             raise ConflictError(LAST_SUPERUSER)

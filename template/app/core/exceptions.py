@@ -160,6 +160,9 @@ def _document_errors(app: FastAPI) -> None:
                     ref_template="#/components/schemas/{model}"
                 )
                 components.update(documented.pop("$defs", {}))
+                # The key FastAPI's paths refer to, and the same title, so that
+                # every client generator gives the 422 body one name.
+                documented["title"] = "HTTPValidationError"
                 components["HTTPValidationError"] = documented
                 components.pop("ValidationError", None)
             app.openapi_schema = schema

@@ -4,15 +4,19 @@ import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     JsonValue,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -204,3 +208,35 @@ JSONDocument = Annotated[
     BeforeValidator(_json_document),
     AfterValidator(_bounded_json),
 ]
+
+
+def _without_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    # The schema says what the server accepts: a field that may not be null is
+    # not nullable there either (omitting it still means "keep").
+    not_null: frozenset[str] = getattr(model, "NOT_NULL", frozenset())
+    for name, field in schema.get("properties", {}).items():
+        if name in not_null and "anyOf" in field:
+            branches = [b for b in field.pop("anyOf") if b != {"type": "null"}]
+            field.pop("default", None)
+            if len(branches) == 1:
+                field.update(branches[0])
+            else:
+                field["anyOf"] = branches
+
+
+class PartialUpdate(BaseModel):
+    """A PATCH body: only the fields sent change, and omitted means "keep".
+
+    Fields listed in NOT_NULL (those whose column is NOT NULL) may be omitted
+    but never sent as null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_without_null)
+    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _refuse_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name in cls.NOT_NULL:
+            msg = "may be omitted, but not null"
+            raise ValueError(msg)
+        return value

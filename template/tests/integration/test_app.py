@@ -132,6 +132,19 @@ async def test_cors_allows_only_configured_origins(client: AsyncClient) -> None:
     assert "access-control-allow-origin" not in evil.headers
 
 
+def test_cors_defaults_to_dev_servers_locally_and_to_none_elsewhere() -> None:
+    local = _settings(ENVIRONMENT="local")
+    production = _settings(SECRET_KEY="p" * 40)
+    listed = _settings(
+        SECRET_KEY="p" * 40, CORS_ORIGINS="https://a.example, https://b.example"
+    )
+
+    assert "http://localhost:5173" in (local.CORS_ORIGINS or [])  # Vite
+    assert "http://localhost:3000" in (local.CORS_ORIGINS or [])
+    assert production.CORS_ORIGINS == []
+    assert listed.CORS_ORIGINS == ["https://a.example", "https://b.example"]
+
+
 async def test_health_follows_the_database_without_a_restart(
     client: AsyncClient, tmp_path: Path
 ) -> None:

@@ -2,7 +2,7 @@
 aliases that routes declare as parameter types.
 
 Every dependency is `async def`, even when it awaits nothing: FastAPI runs a plain
-`def` dependency in the thread pool, a hand-off that cost 1-2 ms of CPU per request.
+`def` dependency in the thread pool, a hand-off that costs more than the work.
 """
 
 import hashlib

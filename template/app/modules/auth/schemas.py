@@ -1,6 +1,7 @@
 """Request and response shapes of the auth module."""
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
@@ -31,6 +32,17 @@ class UserRead(BaseModel):
     full_name: str | None
     is_active: bool
     created_at: datetime
+
+
+class LoginForm(BaseModel):
+    """OAuth2's password grant, as a form: the email goes in `username`."""
+
+    grant_type: Literal["password"] | None = None
+    username: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 class Token(BaseModel):

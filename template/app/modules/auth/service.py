@@ -1,6 +1,7 @@
 """Registration, authentication and user look-ups."""
 
 import re
+import unicodedata
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,10 @@ MAX_USER_ID = 2**31 - 1
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """One spelling per address, on every path that takes one: registration
+    stores what the email validator normalised (Unicode NFC), so a login typed
+    in decomposed form ("e" + U+0301 for "é") must compose it too."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 # Built once, run with parameters: building a statement on every request cost

@@ -2,8 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 
 from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import (
@@ -22,6 +21,7 @@ from app.api.v1.dependencies import (
 from app.api.v1.responses import UNAUTHORIZED, error_responses
 from app.modules.auth.passwords import PasswordService, send_reset_link
 from app.modules.auth.schemas import (
+    LoginForm,
     Message,
     PasswordChange,
     PasswordResetConfirm,
@@ -58,9 +58,7 @@ async def register(data: UserCreate, session: SessionDep) -> UserRead:
         status.HTTP_401_UNAUTHORIZED, status.HTTP_429_TOO_MANY_REQUESTS
     ),
 )
-async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep
-) -> Token:
+async def login(form: Annotated[LoginForm, Form()], session: SessionDep) -> Token:
     """Exchange email (as `username`) and password for a bearer token."""
     token = await AuthService(session).login(form.username, form.password)
     return Token(access_token=token)

@@ -79,6 +79,22 @@ async def test_login_returns_a_bearer_token(client: AsyncClient, user: User) -> 
     assert me.json()["email"] == user.email
 
 
+async def test_an_address_logs_in_however_its_accents_are_encoded(
+    client: AsyncClient,
+) -> None:
+    decomposed = "jose\u0301@example.com"  # "e" + a combining acute accent
+    composed = "jos\u00e9@example.com"
+    registered = await client.post(
+        REGISTER, json={"email": decomposed, "password": TEST_PASSWORD}
+    )
+    assert registered.status_code == 201, registered.text
+
+    for typed in (decomposed, composed, composed.upper()):
+        form = {"username": typed, "password": TEST_PASSWORD}
+        response = await client.post(LOGIN, data=form)
+        assert response.status_code == 200, typed
+
+
 async def test_login_failures_look_the_same(client: AsyncClient, user: User) -> None:
     wrong_password = {"username": user.email, "password": "wrong-password"}
     unknown_email = {"username": "nobody@example.com", "password": TEST_PASSWORD}

@@ -1,0 +1,63 @@
+"""The OpenAPI document as client generators read it: clean operation names,
+named models, and schemas no looser than the server."""
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from app.core.validation import PartialUpdate
+from app.main import app
+
+
+def _document() -> dict[str, Any]:
+    return app.openapi()
+
+
+def _operations() -> list[dict[str, Any]]:
+    return [
+        operation
+        for path in _document()["paths"].values()
+        for operation in path.values()
+    ]
+
+
+def test_operation_ids_are_function_names_and_unique() -> None:
+    ids = [operation["operationId"] for operation in _operations()]
+
+    assert len(set(ids)) == len(ids), ids
+    assert {"login", "register", "read_me", "live", "ready"} <= set(ids)
+    for operation_id in ids:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", operation_id), operation_id
+        # FastAPI's default appends the path and the method.
+        assert "api_v1" not in operation_id, operation_id
+        assert not operation_id.endswith(("_get", "_post", "_patch", "_delete")), (
+            operation_id
+        )
+
+
+def test_every_component_has_a_chosen_name() -> None:
+    components = _document()["components"]["schemas"]
+
+    for name, schema in components.items():
+        # FastAPI's generated names carry the route: Body_login_api_v1_auth_login_post.
+        assert not name.startswith("Body_"), name
+        assert "api_v1" not in name.lower(), name
+        assert "title" not in schema or schema["title"] == name, name
+
+
+def test_fields_that_cannot_be_cleared_are_not_nullable_in_updates() -> None:
+    components = _document()["components"]["schemas"]
+
+    def updates(model: type[BaseModel]) -> list[type[PartialUpdate]]:
+        found = [model] if model.__name__ in components else []
+        return found + [m for sub in model.__subclasses__() for m in updates(sub)]
+
+    checked = 0
+    for model in updates(PartialUpdate):
+        for name, field in components[model.__name__]["properties"].items():
+            branches = field.get("anyOf", [field])
+            nullable = {"type": "null"} in branches
+            assert nullable == (name not in model.NOT_NULL), (model.__name__, name)
+            checked += 1
+    assert checked or not PartialUpdate.__subclasses__()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.api.docs import add_docs
 from app.api.routing import operation_id
 from app.api.v1.dependencies import get_login_limiter
 from app.api.v1.router import api_router
@@ -142,13 +143,17 @@ def create_app(span_exporter: "SpanExporter | None" = None) -> FastAPI:
     app = FastAPI(
         title=settings.APP_NAME,
         openapi_url=f"{settings.API_V1_PREFIX}/openapi.json" if docs else None,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # Swagger UI with its assets served here (app/api/docs.py); FastAPI's
+        # own /docs and /redoc load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         telemetry=telemetry,
         generate_unique_id_function=operation_id,
     )
     app.state.tracer_provider = provider
+    if docs:
+        add_docs(app, f"{settings.API_V1_PREFIX}/openapi.json")
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.CORS_ORIGINS or [],

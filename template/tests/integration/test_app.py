@@ -22,6 +22,18 @@ from tests.conftest import app_client
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+async def test_docs_load_nothing_from_another_origin(client: AsyncClient) -> None:
+    page = await client.get("/docs")
+
+    assert page.status_code == 200
+    links = re.findall(r"""(?:src|href|url)[=:]\s*["']([^"']+)["']""", page.text)
+    assert len(links) >= 4, links  # script, stylesheet, icon, the OpenAPI document
+    for link in links:
+        assert link.startswith("/"), link  # this service, never a CDN
+        assert (await client.get(link)).status_code == 200, link
+    assert (await client.get("/docs/assets/../../app/main.py")).status_code == 404
+
+
 async def test_every_local_link_in_the_readme_answers(client: AsyncClient) -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     paths = set(re.findall(r"http://127\.0\.0\.1:8000(/[\w/.-]*)", readme))

@@ -80,11 +80,20 @@ def questions_reference() -> str:
         choices = ", ".join(f"`{choice}`" for choice in spec.get("choices", []))
         when = spec.get("when")
         asked = "always" if when is None else f"when `{_one_line(when)}`"
-        help_text = _one_line(spec.get("help", ""))
+        help_text = _one_line(_help(spec.get("help", "")))
         lines.append(
             f"| `{name}`: {help_text} | {spec.get('type', 'str')} | {shown} | {choices} | {asked} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _help(text: str) -> str:
+    """A help that depends on earlier answers, as a PostgreSQL project reads it."""
+    if "{%" not in text and "{{" not in text:
+        return text
+    from jinja2 import Environment
+
+    return Environment().from_string(text).render(database="postgresql")
 
 
 def _one_line(value: object) -> str:

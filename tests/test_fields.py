@@ -286,3 +286,24 @@ def test_projects_from_before_fields_update_with_no_diff(tmp_path: Path) -> None
     expected = snapshot(fresh)
     assert sorted(after) == sorted(expected)
     assert [path for path in after if after[path] != expected[path]] == []
+
+
+def test_wellnest_fields_lists_exactly_the_parsers_types(render: Render) -> None:
+    import re
+
+    from wellnest.grammar import GRAMMAR, types
+
+    project = render(modules=["bookings"])
+    code, output = add(project, "payments", "x:nosuchtype")
+    assert code == 2
+    listed = re.search(r"\(types: ([a-z, ]+)\)", output)
+    assert listed is not None, output
+    assert types() == listed.group(1).split(", ")
+
+    printed = runner.invoke(app, ["fields"])
+    assert printed.exit_code == 0
+    assert printed.output == GRAMMAR
+    # The example is a command that works, as printed.
+    example = GRAMMAR.split("Example\n", 1)[1].replace("\\\n", " ").split()
+    assert example[:3] == ["wellnest", "add-module", "payments"]
+    assert add(project, *example[2:])[0] == 0

@@ -251,6 +251,21 @@ def test_update_refuses_a_dirty_tree_and_a_project_outside_git(
     assert len(output.strip().splitlines()) == 1
 
 
+def test_an_update_to_the_same_version_renders_nothing(
+    service: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copier
+
+    def no_render(*args: object, **kwargs: object) -> None:
+        raise AssertionError("copier ran for an update with nothing to do")
+
+    monkeypatch.setattr(copier, "run_update", no_render)
+    for dry in ([], ["--dry-run"]):
+        code, output = wellnest("update", *dry, "--project", str(service))
+        assert code == 0, output
+        assert "nothing to update" in output
+
+
 def test_update_refuses_a_project_without_a_recorded_version(service: Path) -> None:
     path = service / ".copier-answers.yml"
     path.write_text(path.read_text().replace(f"_commit: v{__version__}\n", ""))

@@ -148,7 +148,7 @@ def add_module(
         list[str] | None,
         typer.Argument(
             help="Fields as NAME:TYPE[=ARGS][:MODIFIER]..., e.g. amount:decimal=12,2 "
-            "currency:str=3 booking:ref=bookings (see docs/fields.md).",
+            "currency:str=3 booking:ref=bookings (every type and modifier: wellnest fields).",
             show_default=False,
         ),
     ] = None,
@@ -157,6 +157,14 @@ def add_module(
 ) -> None:
     """Add a domain module: model, schemas, service, routes, tests, migration."""
     _run_plan(project, name, adding=True, dry_run=dry_run, fields=fields)
+
+
+@app.command("fields")
+def fields() -> None:
+    """Print the field grammar: every type and modifier add-module takes."""
+    from wellnest.grammar import GRAMMAR
+
+    typer.echo(GRAMMAR, nl=False)
 
 
 @app.command("remove-module")

@@ -63,6 +63,10 @@ def update(project: Project, blueprint: Blueprint, *, dry_run: bool) -> UpdateRe
         target: str | None = source.tag
     else:
         target = None  # a project made from another source: its newest version
+    if target == old:
+        # The same template version on both sides: copier would render both and
+        # find no difference, seconds later.
+        return UpdateResult(old=old, new=old, dry_run=dry_run)
     if dry_run:
         with tempfile.TemporaryDirectory(prefix="wellnest-update-") as scratch:
             clone = Path(scratch) / root.name

@@ -28,7 +28,10 @@ class Mailer:
         message["From"] = self.config.EMAILS_FROM
         message["To"] = to
         message["Subject"] = subject
-        message.set_content(body)
+        # 7bit or 8bit, never quoted-printable: a long link must stay one line
+        # that a developer can copy from a mail catcher (QP splits it and
+        # writes "=" as "=3D", and the pasted link fails).
+        message.set_content(body, cte="7bit" if body.isascii() else "8bit")
         return message
 
     async def send(self, message: EmailMessage, *, secret: str | None = None) -> bool:
@@ -37,14 +40,17 @@ class Mailer:
         `secret` is the part of the body the log must never show."""
         if not self.configured:
             body = message.get_content()
-            if secret:
+            # On a developer's machine (ENVIRONMENT=local) the link is the
+            # point of reading the log; anywhere else logs are shipped and kept.
+            if secret and self.config.ENVIRONMENT != "local":
                 body = body.replace(secret, REDACTED)
             logger.info(
-                "SMTP_HOST is not set; email not sent. To: %s Subject: %s\n%s",
+                "SMTP_HOST is not set; email not sent. To: %s Subject: %s",
                 message["To"],
                 message["Subject"],
-                body,
             )
+            for line in body.splitlines():  # a line each: logs escape newlines
+                logger.info("  %s", line)
             return False
         # Imported here: services that never send email never load the client.
         import aiosmtplib

@@ -387,6 +387,33 @@ async def test_without_smtp_the_email_is_logged_with_its_link_redacted(
     assert issued[0] not in caplog.text
 
 
+async def test_locally_the_logged_link_is_whole_and_works(
+    client: AsyncClient,
+    user: User,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "ENVIRONMENT", "local")
+    caplog.set_level(logging.INFO, logger="app.email")
+
+    await _reset(client, user.email)
+
+    links = [r.getMessage() for r in caplog.records if "#token=" in r.getMessage()]
+    assert len(links) == 1, caplog.text
+    secret = links[0].split("#token=", 1)[1].strip()
+    assert (await _confirm(client, secret, NEW_PASSWORD)).status_code == 204
+
+
+def test_an_email_keeps_its_link_on_one_unencoded_line() -> None:
+    link = "http://localhost:3000/reset-password#token=" + "A" * 43
+    message = Mailer(settings).message("a@example.com", "Reset", f"Open {link} now.")
+
+    raw = message.as_bytes().decode()
+
+    assert link in raw  # no "=3D", no soft line break
+    assert "quoted-printable" not in raw
+
+
 async def test_a_mail_server_that_is_down_costs_one_line_not_the_request(
     client: AsyncClient, user: User, caplog: pytest.LogCaptureFixture
 ) -> None:

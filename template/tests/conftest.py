@@ -23,6 +23,7 @@ os.environ["LOGIN_RATE_LIMIT"] = "10000/minute"
 os.environ["REGISTER_RATE_LIMIT"] = "10000/minute"
 os.environ["PASSWORD_RESET_RATE_LIMIT"] = "10000/minute"
 os.environ["PASSWORD_CONFIRM_RATE_LIMIT"] = "10000/minute"
+os.environ["PASSWORD_RESET_EMAIL_INTERVAL_SECONDS"] = "0"
 # No email leaves a test run unless a test sets up its own SMTP server.
 os.environ["SMTP_HOST"] = ""
 # Cheaper argon2 for speed; production keeps the recommended cost.

@@ -168,6 +168,14 @@ _login_limiter = RateLimiter(settings.LOGIN_RATE_LIMIT, settings.REDIS_URL)
 _register_limiter = RateLimiter(settings.REGISTER_RATE_LIMIT, settings.REDIS_URL)
 _reset_limiter = RateLimiter(settings.PASSWORD_RESET_RATE_LIMIT, settings.REDIS_URL)
 _confirm_limiter = RateLimiter(settings.PASSWORD_CONFIRM_RATE_LIMIT, settings.REDIS_URL)
+_reset_email_limiter = (
+    RateLimiter(
+        f"1 per {settings.PASSWORD_RESET_EMAIL_INTERVAL_SECONDS} seconds",
+        settings.REDIS_URL,
+    )
+    if settings.PASSWORD_RESET_EMAIL_INTERVAL_SECONDS
+    else None
+)
 
 
 async def get_login_limiter() -> RateLimiter:
@@ -187,6 +195,13 @@ async def get_confirm_limiter() -> RateLimiter:
 
 
 ResetLimiterDep = Annotated[RateLimiter, Depends(get_reset_limiter)]
+
+
+async def get_reset_email_limiter() -> RateLimiter | None:
+    return _reset_email_limiter
+
+
+ResetEmailLimiterDep = Annotated[RateLimiter | None, Depends(get_reset_email_limiter)]
 
 
 async def _count(limiter: RateLimiter, action: str, request: Request) -> None:
@@ -231,12 +246,18 @@ async def limit_reset_requests(request: Request, limiter: ResetLimiterDep) -> No
     await _count(limiter, "reset", request)
 
 
-async def limit_reset_emails(limiter: RateLimiter, email: str) -> None:
-    """Reset emails asked for, per email address, known or not: the count
-    itself must not tell which addresses have accounts. Redis sees a digest,
-    never the address."""
+async def may_email_reset_link(limiter: RateLimiter | None, email: str) -> bool:
+    """At most one reset email per address per PASSWORD_RESET_EMAIL_INTERVAL_SECONDS.
+
+    Beyond that the request is still answered 202 and no email goes out. A
+    stranger asking again and again can neither flood the inbox (one email a
+    minute, each one a working link for the owner) nor lock the owner out, as a
+    429 for the address would. Counted for every address, known or not, and
+    Redis sees a digest, never the address."""
+    if limiter is None:
+        return True
     digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
-    await _hit(limiter, f"reset-email:{digest}")
+    return await limiter.hit(f"reset-email:{digest}") is None
 
 
 async def limit_reset_confirmations(

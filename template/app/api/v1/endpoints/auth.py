@@ -8,15 +8,15 @@ from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import (
     CurrentUser,
     MailerDep,
-    ResetLimiterDep,
+    ResetEmailLimiterDep,
     SessionDep,
     SessionFactoryDep,
     limit_login_attempts,
     limit_password_changes,
     limit_registrations,
     limit_reset_confirmations,
-    limit_reset_emails,
     limit_reset_requests,
+    may_email_reset_link,
 )
 from app.api.v1.responses import UNAUTHORIZED, error_responses
 from app.modules.auth.passwords import PasswordService, send_reset_link
@@ -113,13 +113,14 @@ async def request_password_reset(
     data: PasswordResetRequest,
     sessions: SessionFactoryDep,
     mailer: MailerDep,
-    limiter: ResetLimiterDep,
+    email_limiter: ResetEmailLimiterDep,
     background: BackgroundTasks,
 ) -> Message:
     """Email a single-use reset link. The answer is the same, and as quick,
-    whether or not the address has an account: the look-up runs after it."""
-    await limit_reset_emails(limiter, data.email)
-    background.add_task(send_reset_link, data.email, sessions, mailer)
+    whether or not the address has an account (the look-up runs after it), and
+    whether or not an email was sent just before to that address."""
+    if await may_email_reset_link(email_limiter, data.email):
+        background.add_task(send_reset_link, data.email, sessions, mailer)
     return Message(detail=RESET_REQUESTED)
 
 

@@ -126,16 +126,35 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-# Answers any operation can give, whatever its own code does.
+# Answers any operation can give, whatever its own code does (413: any that
+# takes a body).
 _EVERYWHERE = {
     "413": "Request body too large (MAX_REQUEST_BODY_BYTES)",
     "503": "The database is unavailable; retry after Retry-After seconds",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+# Headers that come with an answer wherever it is given.
+_HEADERS: dict[str, dict[str, Any]] = {
+    "401": {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with: Bearer",
+            "schema": {"type": "string"},
+        }
+    },
+    "429": _RETRY_AFTER,
+    "503": _RETRY_AFTER,
 }
 
 
 def _document_errors(app: FastAPI) -> None:
     """Make the OpenAPI schema describe the error bodies this app really sends:
-    the 422 shape, and the 413 and 503 every operation can answer."""
+    the 422 shape, the 413 and 503 every operation can answer, and the headers
+    that come with 401, 429 and 503."""
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -148,6 +167,8 @@ def _document_errors(app: FastAPI) -> None:
                 for operation in item.values():
                     responses = operation.setdefault("responses", {})
                     for code, description in _EVERYWHERE.items():
+                        if code == "413" and "requestBody" not in operation:
+                            continue
                         responses.setdefault(
                             code,
                             {
@@ -155,6 +176,9 @@ def _document_errors(app: FastAPI) -> None:
                                 "content": {"application/json": {"schema": error}},
                             },
                         )
+                    for code, headers in _HEADERS.items():
+                        if code in responses:
+                            responses[code].setdefault("headers", {}).update(headers)
             if "HTTPValidationError" in components:
                 documented = ValidationErrorResponse.model_json_schema(
                     ref_template="#/components/schemas/{model}"

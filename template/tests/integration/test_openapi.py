@@ -46,6 +46,17 @@ def test_every_component_has_a_chosen_name() -> None:
         assert "title" not in schema or schema["title"] == name, name
 
 
+def test_the_headers_clients_need_are_documented() -> None:
+    expected = {"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}
+    seen = set()
+    for operation in _operations():
+        for code, response in operation["responses"].items():
+            if code in expected:
+                assert expected[code] in response.get("headers", {}), operation
+                seen.add(code)
+    assert seen == set(expected)
+
+
 def test_fields_that_cannot_be_cleared_are_not_nullable_in_updates() -> None:
     components = _document()["components"]["schemas"]
 

@@ -35,7 +35,7 @@ from app.core.logging import (
     request_id_var,
 )
 from app.core.rate_limit import RateLimiter
-from app.db.errors import database_unavailable
+from app.db.errors import constraint_conflict, database_unavailable
 from app.db.session import build_engine, get_db, get_engine
 from app.main import app, create_app
 from app.modules.auth.models import User
@@ -432,6 +432,41 @@ def test_unavailable_means_unreachable_not_broken() -> None:
     with pytest.raises(FileNotFoundError) as raised:
         Path("/nonexistent/file").read_text()
     assert not database_unavailable(raised.value)
+
+
+class _DriverError(Exception):
+    """What the drivers raise, as far as the classification reads them."""
+
+    def __init__(self, *args: object, sqlstate: str | None = None) -> None:
+        super().__init__(*args)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("orig", "answer"),
+    [
+        (_DriverError("duplicate key", sqlstate="23505"), "unique value"),
+        (_DriverError("is still referenced from", sqlstate="23503"), "referenced"),
+        (_DriverError("Key (x)=(7) is not present", sqlstate="23503"), "no longer"),
+        (_DriverError(1062, "Duplicate entry"), "unique value"),
+        (_DriverError(1451, "Cannot delete a parent row"), "still referenced"),
+        (_DriverError(1452, "Cannot add a child row"), "no longer exists"),
+        (_DriverError("UNIQUE constraint failed: payments.code"), "unique value"),
+        (_DriverError("FOREIGN KEY constraint failed"), "no longer exists"),
+        (_DriverError("NOT NULL constraint failed: payments.amount"), None),
+        (_DriverError("new row violates check constraint", sqlstate="23514"), None),
+    ],
+)
+def test_a_constraint_lost_to_a_race_is_a_conflict_and_anything_else_a_bug(
+    orig: Exception, answer: str | None
+) -> None:
+    message = constraint_conflict(IntegrityError("INSERT ...", {}, orig))
+
+    if answer is None:
+        assert message is None  # a schema should have caught it: a 500
+    else:
+        assert message is not None
+        assert answer in message
 
 
 async def test_readiness_fails_fast_and_liveness_stays_up(client: AsyncClient) -> None:

@@ -57,10 +57,12 @@ class _EscapeControlsFilter(logging.Filter):
     is formatted apart from the message and keeps its lines.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        escaped = escape_controls(message)
-        if escaped != message:
-            record.msg, record.args = escaped, None
+        try:
+            message = record.getMessage()
+        except Exception:  # bad arguments: the handler reports them as usual
+            return True
+        # Formatted once here; the formatter then reuses the text.
+        record.msg, record.args = escape_controls(message), None
         return True
 
 

@@ -45,6 +45,38 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class ExactText(TypeDecorator[str]):
+    """A string column compared character for character on every backend.
+
+    SQLite and PostgreSQL (its collations are deterministic) already compare
+    exactly. MySQL and MariaDB compare with the server's default collation,
+    which ignores case, accents and trailing spaces and holds every character
+    outside the BMP equal to every other: a unique value, a filter or an email
+    would mean something else there ("josé" would log in as "jose"). There the
+    column gets the binary collation that pads nothing.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            # MariaDB and MySQL 8 name their binary no-pad collations differently.
+            collation = (
+                "utf8mb4_nopad_bin"
+                if getattr(dialect, "is_mariadb", False)
+                else "utf8mb4_0900_bin"
+            )
+            return dialect.type_descriptor(
+                mysql.VARCHAR(self.length, collation=collation)
+            )
+        return dialect.type_descriptor(String(self.length))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

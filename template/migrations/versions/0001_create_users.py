@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.db.types import UTCDateTime
+from app.db.types import ExactText, UTCDateTime
 
 revision: str = "0001_create_users"
 down_revision: str | None = None
@@ -21,9 +21,9 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("hashed_password", sa.String(length=255), nullable=False),
-        sa.Column("full_name", sa.String(length=100), nullable=True),
+        sa.Column("email", ExactText(320), nullable=False),
+        sa.Column("hashed_password", ExactText(255), nullable=False),
+        sa.Column("full_name", ExactText(100), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("is_superuser", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.db.types import UTCDateTime
+from app.db.types import ExactText, UTCDateTime
 
 revision: str = "0002_account_security"
 down_revision: str | None = "0001_create_users"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         "password_reset_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", ExactText(64), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(

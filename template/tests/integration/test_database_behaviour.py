@@ -73,6 +73,23 @@ async def test_emails_are_case_insensitive_through_the_api(client: AsyncClient) 
     assert duplicate.status_code == 409
 
 
+async def test_emails_compare_exactly_on_every_database(client: AsyncClient) -> None:
+    # MySQL's default collation holds "jose" equal to "josé": one could not
+    # register, and logging in as the one would open the other's account.
+    accented = {"email": "jos\u00e9@x.io", "password": "a-long-password"}
+    plain = {"email": "jose@x.io", "password": "another-password"}
+
+    first = await client.post("/api/v1/auth/register", json=accented)
+    second = await client.post("/api/v1/auth/register", json=plain)
+    as_plain = await client.post(
+        "/api/v1/auth/login",
+        data={"username": "jose@x.io", "password": "a-long-password"},
+    )
+
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert as_plain.status_code == 401
+
+
 async def test_over_long_strings_are_422_not_500(client: AsyncClient) -> None:
     payload = {"email": "long@example.com", "password": "p" * 8, "full_name": "n" * 101}
 

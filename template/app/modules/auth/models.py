@@ -2,11 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.session import Base
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import ExactText, UTCDateTime, utcnow
 
 
 class User(Base):
@@ -17,9 +17,9 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased by the service: one account per address on every backend.
-    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
-    hashed_password: Mapped[str] = mapped_column(String(255))
-    full_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    email: Mapped[str] = mapped_column(ExactText(320), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(ExactText(255))
+    full_name: Mapped[str | None] = mapped_column(ExactText(100), default=None)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -39,6 +39,6 @@ class PasswordResetToken(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(ExactText(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

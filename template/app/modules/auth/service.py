@@ -45,8 +45,11 @@ class AuthService:
     async def get_by_email(self, email: str) -> User | None:
         if "\x00" in email or len(email) > MAX_EMAIL_LENGTH:
             return None  # cannot match a stored address; PostgreSQL rejects NUL
-        query = select(User).where(User.email == normalize_email(email))
-        return await self.session.scalar(query)
+        email = normalize_email(email)
+        user = await self.session.scalar(select(User).where(User.email == email))
+        # A users table made before its email column compared exactly (MySQL's
+        # default collation: "jose" equals "josé") may answer another address.
+        return user if user is not None and user.email == email else None
 
     async def get_active_user(self, user_id: str, version: object = 0) -> User | None:
         """The user a token's subject names, if it still exists, is active and

@@ -50,7 +50,9 @@ class Proxy:
 
     `cut("refuse")` closes every connection and the listening socket, as a
     stopped server does; `cut("hang")` closes every connection but accepts new
-    ones and never answers, as an unreachable host does. `restore()` forwards again.
+    ones and never answers, as an unreachable host does; `cut("blackhole")`
+    keeps every connection open and drops whatever is sent either way, as a
+    network that loses packets without a reset does. `restore()` forwards again.
     """
 
     def __init__(self, upstream: int) -> None:
@@ -73,7 +75,7 @@ class Proxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.add(writer)
         try:
-            if self.mode == "hang":
+            if self.mode in ("hang", "blackhole"):
                 await reader.read()  # hold the connection, say nothing
                 return
             up_reader, up_writer = await asyncio.open_connection(LOCAL, self.upstream)
@@ -87,6 +89,8 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.mode == "blackhole":
+                    continue  # lost on the way
                 writer.write(data)
                 await writer.drain()
         except OSError:
@@ -97,6 +101,8 @@ class Proxy:
 
     async def _cut(self, mode: str) -> None:
         self.mode = mode
+        if mode == "blackhole":
+            return  # the connections stay open; nothing gets through them
         if mode == "refuse" and self.server is not None:
             self.server.close()
             self.server = None
@@ -105,7 +111,8 @@ class Proxy:
         self.writers.clear()
 
     async def _restore(self) -> None:
-        for writer in list(self.writers):  # the hung connections
+        # The hung connections, and those that lost bytes in a blackhole.
+        for writer in list(self.writers):
             writer.transport.abort()
         self.writers.clear()
         self.mode = "up"
@@ -376,17 +383,26 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
         serving(project_venv, project, DATABASE_URL=proxied) as service,
     ):
         token = token_for(service.base, f"outage-{database}@example.com")
+        auth = {"Authorization": f"Bearer {token}"}
+        booking = {"therapist_id": 1, "start_time": "2031-01-01T09:00:00Z"}
         clients = Clients(f"{service.base}/api/v1/bookings", token, count=8)
         try:
             time.sleep(1.5)
             assert {r[1] for r in clients.since(0)} == {200}
-            for mode in ("refuse", "hang"):
+            for mode in ("refuse", "hang", "blackhole"):
                 cut = time.monotonic()
                 proxy.cut(mode)
-                time.sleep(5)  # a five-second outage
+                time.sleep(2.5)
+                write, _, _, write_seconds = call(
+                    f"{service.base}/api/v1/bookings",
+                    data=json.dumps(booking).encode(),
+                    headers={"Content-Type": "application/json", **auth},
+                )
+                time.sleep(max(0.0, cut + 5 - time.monotonic()))  # a five-second outage
                 during = clients.since(cut + 0.5)
                 status, _, body, ready_seconds = call(f"{service.base}/health/ready")
                 assert (status, body["database"]) == (503, "unreachable")
+                assert write == 503
                 live, *_ = call(f"{service.base}/health/live")
                 assert live == 200
                 restored = time.monotonic()
@@ -405,8 +421,11 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
                 assert all(r[2].get("retry-after") for r in during if r[1] == 503)
                 slowest = max(r[3] for r in during if r[1] == 503)
                 assert slowest < 3.5, slowest
+                assert write_seconds < 3.5, write_seconds
+                assert ready_seconds < 3.5, ready_seconds
                 assert recovered < 5, recovered
                 figures[f"{mode}: slowest 503 (s)"] = round(slowest, 2)
+                figures[f"{mode}: a write's 503 (s)"] = round(write_seconds, 2)
                 figures[f"{mode}: readiness answer (s)"] = round(ready_seconds, 2)
                 figures[f"{mode}: first 200 after restore (s)"] = round(first_200 - restored, 2)
                 figures[f"{mode}: all clients 200 within (s)"] = round(recovered, 2)

@@ -28,8 +28,13 @@ from app.core.middleware import (
 )
 from app.core.observability import init_sentry
 from app.core.rate_limit import RateLimiter, redis_reachable
-from app.db.errors import RETRY_AFTER_SECONDS, register_database_error_handlers
+from app.db.errors import (
+    RETRY_AFTER_SECONDS,
+    DatabaseUnresponsive,
+    register_database_error_handlers,
+)
 from app.db.session import SessionLocal, engine, get_engine, read_engine
+from app.db.watchdog import abandon_after
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
 if TYPE_CHECKING:
@@ -95,10 +100,14 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _database_reachable(db_engine: AsyncEngine) -> bool:
-    try:
+    async def select_one() -> None:
         async with db_engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError):
+
+    try:
+        # Bounded: a probe must answer even when the database has gone silent.
+        await abandon_after(select_one(), settings.DB_UNAVAILABLE_AFTER)
+    except (SQLAlchemyError, OSError, DatabaseUnresponsive):
         logger.warning("Readiness: database unreachable")
         return False
     return True

@@ -33,14 +33,19 @@ _SQLITE_BUSY = ("database is locked", "database is busy")
 _DRIVERS = ("asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlalchemy")
 
 
+class DatabaseUnresponsive(Exception):
+    """The database answered neither this request in time nor a new connection
+    (app/db/watchdog.py): lost, or cut off by the network."""
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True when the error says the database cannot be reached or is overloaded."""
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, PoolTimeoutError):
-            return True  # every pooled connection busy for DB_POOL_TIMEOUT
+        if isinstance(error, PoolTimeoutError | DatabaseUnresponsive):
+            return True  # every pooled connection busy, or no database answers
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             return True
         if isinstance(error, OSError) and _raised_by_driver(error.__traceback__):
@@ -158,7 +163,7 @@ def register_database_error_handlers(app: FastAPI) -> None:
     """Answer 503 + Retry-After when a request fails because the database is
     unreachable, overloaded or locked, and 409 when it refuses a change that a
     concurrent request made impossible; anything else stays a 500."""
-    for error_type in (DBAPIError, PoolTimeoutError, OSError):
+    for error_type in (DBAPIError, PoolTimeoutError, DatabaseUnresponsive, OSError):
         app.add_exception_handler(error_type, _unavailable_handler)
     app.add_exception_handler(IntegrityError, _integrity_handler)
     app.add_exception_handler(StaleDataError, _vanished_handler)

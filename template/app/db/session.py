@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
 
 from app.core.config import settings
 from app.core.logging import one_line
-from app.db.errors import database_unavailable
+from app.db.errors import DatabaseUnresponsive, database_unavailable
+from app.db.watchdog import Watchdog, abandon_after
 
 logger = logging.getLogger("app.db")
 
@@ -114,41 +116,75 @@ def build_engine(url: str, *, reads: bool = False, **kwargs: Any) -> AsyncEngine
     else:
         connect_args.setdefault("timeout", settings.DB_CONNECT_TIMEOUT)
         connect_args.setdefault("command_timeout", settings.DB_COMMAND_TIMEOUT)
-    postgresql = url.startswith("postgresql")
+    if "poolclass" not in kwargs:
+        kwargs.update(
+            pool_size=settings.DB_POOL_SIZE,
+            max_overflow=settings.DB_MAX_OVERFLOW,
+            pool_timeout=settings.DB_POOL_TIMEOUT,
+        )
     engine = create_async_engine(
-        url,
-        echo=settings.DB_ECHO,
+        url, echo=settings.DB_ECHO, connect_args=connect_args, **kwargs
+    )
+    if not reads:
         # A pooled connection the server dropped (restart, outage) is tested
         # before use and replaced: no service restart after the database returns.
-        # PostgreSQL gets its own, cheaper test (below); the read engine none.
-        pool_pre_ping=not (postgresql or reads),
-        pool_size=settings.DB_POOL_SIZE,
-        max_overflow=settings.DB_MAX_OVERFLOW,
-        pool_timeout=settings.DB_POOL_TIMEOUT,
-        connect_args=connect_args,
-        **kwargs,
-    )
-    if postgresql and not reads:
-        _ping_on_checkout(engine)
+        _ping_on_checkout(engine, postgresql=url.startswith("postgresql"))
+
+    @event.listens_for(engine.sync_engine.pool, "invalidate")
+    def _invalidated(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
+        # SQLAlchemy then closes it gracefully, which a server that stopped
+        # answering would hold for seconds; closed already, that returns at once.
+        _drop(dbapi_connection.driver_connection)
+
     return engine
 
 
-def _ping_on_checkout(engine: AsyncEngine) -> None:
-    """Test each PostgreSQL connection as it leaves the pool with one empty
-    statement: one round trip, where SQLAlchemy's pre-ping for asyncpg wraps
-    the same statement in BEGIN and ROLLBACK (three). A failed test makes the
-    pool replace the connection and try again, as pre-ping does."""
+def _drop(driver: Any) -> None:
+    """Close a driver's connection at once, without the goodbye that a server
+    which stopped answering would never acknowledge."""
+    terminate = getattr(driver, "terminate", None)  # asyncpg; aiomysql: close
+    (terminate or driver.close)()
+
+
+async def _answers(driver: Any, *, postgresql: bool) -> None:
+    """One round trip on a pooled connection. If it takes longer than the
+    patience allowed, the watchdog tells a lost connection (replace it) from a
+    lost database (503 now, not after DB_COMMAND_TIMEOUT)."""
+    # asyncpg: one empty statement, where SQLAlchemy's pre-ping wraps the same
+    # statement in BEGIN and ROLLBACK (three round trips). aiomysql: COM_PING.
+    ping = driver.fetchrow(";") if postgresql else driver.ping(reconnect=False)
+    try:
+        await abandon_after(ping, PATIENCE_SECONDS)
+    except TimeoutError:
+        if not await watchdog.answering():
+            raise DatabaseUnresponsive from None
+        raise
+
+
+def _ping_on_checkout(engine: AsyncEngine, *, postgresql: bool) -> None:
+    """Test each connection as it leaves the pool. A failed test makes the
+    pool replace the connection and try again, as SQLAlchemy's pre-ping does;
+    a database that answers no new connection either is a 503 at once."""
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         try:
             dbapi_connection.run_async(
-                lambda driver: driver.fetchrow(";", timeout=settings.DB_CONNECT_TIMEOUT)
+                lambda driver: _answers(driver, postgresql=postgresql)
             )
-        except Exception as exc:  # any failure: the link is not usable
+        except DatabaseUnresponsive:
+            raise
+        except Exception as exc:  # any other failure: this link is not usable
             raise DisconnectionError(str(exc)) from exc
 
 
+# A quarter of DB_UNAVAILABLE_AFTER passes before a request that waits on the
+# database asks the watchdog; the watchdog's probe has the rest.
+PATIENCE_SECONDS = settings.DB_UNAVAILABLE_AFTER / 4
+watchdog = Watchdog(
+    lambda: build_engine(settings.DATABASE_URL, reads=True, poolclass=NullPool),
+    budget=settings.DB_UNAVAILABLE_AFTER - PATIENCE_SECONDS,
+)
 engine = build_engine(settings.DATABASE_URL)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 # GET only reads (HTTP calls it safe), so it gets a pool of its own, in

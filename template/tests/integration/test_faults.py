@@ -22,7 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
 
+from app.api import routing
 from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import get_login_limiter, get_register_limiter
 from app.core import security
@@ -37,6 +39,7 @@ from app.core.logging import (
 from app.core.rate_limit import RateLimiter
 from app.db.errors import constraint_conflict, database_unavailable
 from app.db.session import build_engine, get_db, get_engine
+from app.db.watchdog import Watchdog, abandon_after
 from app.main import app, create_app
 from app.modules.auth.models import User
 from tests.conftest import app_client, bearer
@@ -422,6 +425,71 @@ async def test_a_read_that_fails_for_another_reason_is_not_retried() -> None:
 
     assert response.status_code == 500
     assert calls == ["GET"]
+
+
+def _slow_app(monkeypatch: pytest.MonkeyPatch, *, answering: bool) -> Any:
+    """A GET that waits 30 s, as a statement does on a connection the network
+    silently lost, served as on a server database, beside a watchdog whose
+    probe finds the database answering (SQLite in memory) or not (no file)."""
+    url = "sqlite+aiosqlite://" if answering else _NOWHERE
+    dog = Watchdog(lambda: build_engine(url, poolclass=NullPool), budget=0.5)
+    monkeypatch.setattr(routing, "watchdog", dog)
+    monkeypatch.setattr(routing, "PATIENCE_SECONDS", 0.05)
+    monkeypatch.setattr(settings, "DATABASE_URL", "postgresql+asyncpg://db/app")
+    slow = create_app()
+    router = APIRouter(route_class=ReadRetryRoute)
+
+    @router.get("/slow")
+    async def read(seconds: float) -> dict[str, float]:
+        await asyncio.sleep(seconds)
+        return {"slept": seconds}
+
+    slow.include_router(router)
+    return slow
+
+
+_NOWHERE = "sqlite+aiosqlite:///file:/nonexistent/x.db?mode=ro&uri=true"
+
+
+async def test_a_get_on_a_database_that_stopped_answering_is_503_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async for client in app_client(_slow_app(monkeypatch, answering=False)):
+        started = time.monotonic()
+        response = await client.get("/slow", params={"seconds": 30})
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert elapsed < 2
+
+
+async def test_a_get_on_a_slow_database_that_still_answers_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async for client in app_client(_slow_app(monkeypatch, answering=True)):
+        response = await client.get("/slow", params={"seconds": 0.3})
+
+    assert (response.status_code, response.json()) == (200, {"slept": 0.3})
+
+
+async def test_abandoned_work_cleans_up_without_holding_the_caller() -> None:
+    cleaned = asyncio.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            # A graceful close to a server that never answers.
+            await asyncio.shield(asyncio.sleep(0.3))
+            cleaned.set()
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await abandon_after(stuck(), 0.05)
+
+    assert time.monotonic() - started < 0.25
+    await asyncio.wait_for(cleaned.wait(), 5)
 
 
 def test_unavailable_means_unreachable_not_broken() -> None:

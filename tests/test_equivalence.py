@@ -42,7 +42,7 @@ SAMPLES = {
 
 # Runs in the project's environment, in-process over ASGI; prints one JSON
 # line per request: [what, status, body with ids and timestamps masked].
-SCRIPT = r'''
+SCRIPT = r"""
 import asyncio, json, os
 
 import httpx
@@ -157,7 +157,7 @@ async def main():
 asyncio.run(main())
 for line in out:
     print(json.dumps(line, ensure_ascii=False, sort_keys=True))
-'''
+"""
 
 
 def test_the_same_requests_get_the_same_answers_on_every_database(

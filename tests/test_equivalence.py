@@ -93,7 +93,8 @@ async def main():
             body = await call("login " + email, "POST", "/api/v1/auth/login", data=login)
             tokens[email] = (body or {}).get("access_token")
         crossed = {"username": "jose@x.io", "password": "pw-jos\u00e9@x.io"}
-        await call("login jose with jos\u00e9's password", "POST", "/api/v1/auth/login", data=crossed)
+        login = "/api/v1/auth/login"
+        await call("login jose with jos\u00e9's password", "POST", login, data=crossed)
         me, them = tokens["owner@x.io"], tokens["jose@x.io"]
 
         nines = "9" * 28 + "." + "9" * 10

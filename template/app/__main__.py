@@ -8,11 +8,15 @@ finish (up to GRACEFUL_SHUTDOWN_SECONDS) before the workers exit.
 never comes from the command line (arguments show in `ps`, shell history and CI
 logs). It comes from standard input (`--password-stdin`), from
 FIRST_SUPERUSER_PASSWORD, or from a prompt in a terminal.
+
+`python -m app openapi` prints the OpenAPI document, which typed clients are
+generated from (README, "Typed clients").
 """
 
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +35,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    commands.add_parser(
+        "openapi",
+        help="print the OpenAPI document, to generate typed clients from",
+    )
     create = commands.add_parser(
         "create-superuser",
         help="create the first superuser, or make an existing account one",
@@ -128,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.command == "serve":
         return serve(args.host, args.port)
+    if args.command == "openapi":
+        from app.main import app  # here: the other commands need no app
+
+        print(json.dumps(app.openapi(), indent=2))
+        return 0
     from app.core.config import settings
 
     try:

@@ -6,11 +6,16 @@ the suite refuses one holding tables it did not create, and drops its own after.
 """
 
 import asyncio
+import importlib
+import json
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "sqlite+aiosqlite://")
@@ -273,6 +278,51 @@ def auth_headers(user: User) -> dict[str, str]:
 @pytest.fixture
 def other_auth_headers(other_user: User) -> dict[str, str]:
     return bearer(other_user)
+
+
+@pytest.fixture(scope="session")
+def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """A Python client generated from this service's OpenAPI document by
+    openapi-python-client, as a team using the API would generate it (README,
+    "Typed clients"), importable as `sdk`. Generating it with no warning is
+    part of the test."""
+    folder = tmp_path_factory.mktemp("sdk")
+    document = folder / "openapi.json"
+    document.write_text(json.dumps(app.openapi()))
+    config = folder / "config.yml"
+    config.write_text("post_hooks: []\n")  # no ruff run over the client
+    command = [sys.executable, "-m", "openapi_python_client", "generate"]
+    options = ["--path", str(document), "--config", str(config), "--meta", "none"]
+    generated = subprocess.run(
+        [*command, *options, "--output-path", str(folder / "sdk")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = generated.stdout + generated.stderr
+    assert generated.returncode == 0, output
+    assert "Warning" not in output, output
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("sdk")
+    finally:
+        sys.path.remove(str(folder))
+        for name in [name for name in sys.modules if name.split(".")[0] == "sdk"]:
+            del sys.modules[name]
+
+
+@pytest.fixture
+def sdk_client(
+    sdk: ModuleType, client: AsyncClient, auth_headers: dict[str, str]
+) -> Any:
+    """The generated client, signed in as `user`, on the test's app and session
+    (the `client` fixture sets them up). An undocumented status raises."""
+    return sdk.AuthenticatedClient(
+        base_url="http://test",
+        token=auth_headers["Authorization"].removeprefix("Bearer "),
+        httpx_args={"transport": ASGITransport(app=app)},
+        raise_on_unexpected_status=True,
+    )
 
 
 NewUser = Callable[[], Awaitable[dict[str, str]]]

@@ -15,6 +15,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     JsonValue,
+    RootModel,
     ValidationInfo,
     field_validator,
 )
@@ -202,12 +203,18 @@ def _json_document(value: object) -> object:
     return value
 
 
-# A JSON object or array: a bare string or number is not a document.
-JSONDocument = Annotated[
-    dict[str, JsonValue] | list[JsonValue],
-    BeforeValidator(_json_document),
-    AfterValidator(_bounded_json),
-]
+# A named type, so that the OpenAPI document has one component for every JSON
+# field, written or read: a generated client passes what it read straight back.
+class JSONDocument(
+    RootModel[
+        Annotated[
+            dict[str, JsonValue] | list[JsonValue],
+            BeforeValidator(_json_document),
+            AfterValidator(_bounded_json),
+        ]
+    ]
+):
+    """A JSON object or array (a bare string or number is not a document)."""
 
 
 def _without_null(schema: dict[str, Any], model: type[BaseModel]) -> None:

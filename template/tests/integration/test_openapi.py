@@ -46,6 +46,45 @@ def test_every_component_has_a_chosen_name() -> None:
         assert "title" not in schema or schema["title"] == name, name
 
 
+def _nodes(
+    node: Any, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every schema object in the document, with where it sits."""
+    found: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key, value in node.items():
+            found += _nodes(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _nodes(value, (*path, str(index)))
+    return found
+
+
+def test_each_enum_and_json_value_is_one_named_component() -> None:
+    # Inlined at each use, an enum becomes one SDK class per use (InvoiceCreate-
+    # Status, InvoiceReadStatus, ...) and a value read from one object does not
+    # type-check when sent back in an update; JSON documents likewise.
+    document = _document()
+    named = {
+        tuple(schema["enum"])
+        for schema in document["components"]["schemas"].values()
+        if "enum" in schema
+    }
+    inline = [
+        tuple(node["enum"])
+        for path, node in _nodes(document)
+        if "enum" in node
+        and not (path[:2] == ("components", "schemas") and len(path) == 3)
+    ]
+    assert not set(inline) & named, inline
+    assert len(inline) == len(set(inline)), inline
+    json_value = {"$ref": "#/components/schemas/JsonValue"}
+    for path, node in _nodes(document):
+        if node.get("additionalProperties") == json_value:
+            assert path[:3] == ("components", "schemas", "JSONDocument"), path
+
+
 def test_the_headers_clients_need_are_documented() -> None:
     expected = {"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}
     seen = set()

@@ -53,6 +53,40 @@ def test_add_module_matches_a_fresh_copy(
     assert snapshot(project) == snapshot(expected)
 
 
+def test_a_reference_leaves_the_referenced_module_untouched(render: Render) -> None:
+    """Rails' `references` never touches the target model: neither does a ref.
+    The referenced module has been edited by hand, as every module of a project
+    owned for years will have been; adding a module that points at it works,
+    and changes nothing of it."""
+    project = render(modules=["bookings", "payment_methods"])
+    target = project / "app/modules/payment_methods"
+    for edited in (target / "service.py", project / "app/api/v1/endpoints/payment_methods.py"):
+        edited.write_text(edited.read_text() + "\n# Our team's note.\n")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    before = snapshot(project)
+
+    spec = ("method:ref=payment_methods", "booking:ref=bookings:opt:ondelete=cascade")
+    code, output = add(project, "invoices", "total:decimal=10,2", *spec)
+
+    assert code == 0, output
+    after = snapshot(project)
+    changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+    assert changed == {
+        ".copier-answers.yml",
+        "app/api/v1/router.py",
+        "app/db/base.py",
+        "migrations/versions/create_invoices.py",
+        "app/modules/invoices/__init__.py",
+        "app/modules/invoices/models.py",
+        "app/modules/invoices/schemas.py",
+        "app/modules/invoices/service.py",
+        "app/api/v1/endpoints/invoices.py",
+        "tests/integration/api/v1/test_invoices_endpoints.py",
+        "tests/unit/test_modules/test_invoices_service.py",
+    }, sorted(changed)
+
+
 @pytest.mark.parametrize(
     ("name", "singular", "class_name"),
     [("people", "person", "Person"), ("statuses", "status", "Status"), ("news", "news", "News")],

@@ -2,6 +2,7 @@
 the data as it is now" (409) rather than a bug (500)."""
 
 import logging
+import re
 from types import TracebackType
 
 from fastapi import FastAPI, Request, status
@@ -107,13 +108,16 @@ async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse
 # PostgreSQL SQLSTATEs, MySQL/MariaDB error numbers, SQLite messages.
 _PG_UNIQUE, _PG_FOREIGN_KEY = "23505", "23503"
 _MYSQL_UNIQUE, _MYSQL_REFERENCED, _MYSQL_MISSING = 1062, 1451, 1452
-_CONFLICTS = {
-    "unique": "It conflicts with an existing one: a unique value is already taken",
-    "referenced": "It is still referenced by other objects; delete or move those first",
-    "missing": "It refers to an object that no longer exists",
-    "foreign key": "It refers to an object that no longer exists, or is still "
-    "referenced by others",
-}
+_UNIQUE = "It conflicts with an existing one: a unique value is already taken"
+_MISSING = "It refers to an object that no longer exists"
+_REFERENCED = "It is still referenced by {}; delete or move those first"
+_DELETE = re.compile(r"\s*DELETE\s+FROM\s+[`\"]?(\w+)", re.IGNORECASE)
+# The table whose rows still point at a row being deleted, as PostgreSQL and
+# MySQL name it; SQLite names none.
+_REFERRER = (
+    re.compile(r'violates foreign key constraint "[^"]+" on table "([^"]+)"'),
+    re.compile(r"foreign key constraint fails \(`[^`]*`\.`([^`]+)`"),
+)
 
 
 def constraint_conflict(exc: IntegrityError) -> str | None:
@@ -125,16 +129,39 @@ def constraint_conflict(exc: IntegrityError) -> str | None:
     code = args[0] if args and isinstance(args[0], int) else None
     text = str(orig)
     if sqlstate == _PG_UNIQUE or code == _MYSQL_UNIQUE or "UNIQUE constraint" in text:
-        return _CONFLICTS["unique"]
-    if sqlstate == _PG_FOREIGN_KEY:
-        # "... is still referenced from table" on DELETE, else "... is not present".
-        key = "referenced" if "still referenced" in text else "missing"
-        return _CONFLICTS[key]
-    if code in (_MYSQL_REFERENCED, _MYSQL_MISSING):
-        return _CONFLICTS["referenced" if code == _MYSQL_REFERENCED else "missing"]
-    if "FOREIGN KEY constraint" in text:
-        return _CONFLICTS["foreign key"]  # SQLite does not say which way
-    return None
+        return _UNIQUE
+    foreign_key = (
+        sqlstate == _PG_FOREIGN_KEY
+        or code in (_MYSQL_REFERENCED, _MYSQL_MISSING)
+        or "FOREIGN KEY constraint" in text
+    )
+    if not foreign_key:
+        return None
+    deleting = _DELETE.match(exc.statement or "")
+    if deleting is None:
+        return _MISSING  # a create or update naming a row deleted meanwhile
+    referrers = _referrers(text, deleting.group(1))
+    return _REFERENCED.format(", ".join(referrers) or "other objects")
+
+
+def _referrers(text: str, table: str) -> list[str]:
+    """The tables that keep a row of `table` from being deleted: as the
+    database names it, else (SQLite) every table whose foreign key to `table`
+    refuses deletes."""
+    for pattern in _REFERRER:
+        if named := pattern.search(text):
+            return [named.group(1)]
+    from app.db.base import Base  # here: it imports every model
+
+    return sorted(
+        {
+            key.parent.table.name
+            for other in Base.metadata.tables.values()
+            for key in other.foreign_keys
+            if key.column.table.name == table
+            and (key.ondelete or "NO ACTION").upper() in ("RESTRICT", "NO ACTION")
+        }
+    )
 
 
 async def _integrity_handler(request: Request, exc: Exception) -> JSONResponse:

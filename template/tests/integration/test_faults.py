@@ -510,25 +510,46 @@ class _DriverError(Exception):
         self.sqlstate = sqlstate
 
 
+_DELETE = "DELETE FROM bookings WHERE bookings.id = ?"
+_INSERT = "INSERT INTO payments (booking_id) VALUES (?)"
+
+
 @pytest.mark.parametrize(
-    ("orig", "answer"),
+    ("statement", "orig", "answer"),
     [
-        (_DriverError("duplicate key", sqlstate="23505"), "unique value"),
-        (_DriverError("is still referenced from", sqlstate="23503"), "referenced"),
-        (_DriverError("Key (x)=(7) is not present", sqlstate="23503"), "no longer"),
-        (_DriverError(1062, "Duplicate entry"), "unique value"),
-        (_DriverError(1451, "Cannot delete a parent row"), "still referenced"),
-        (_DriverError(1452, "Cannot add a child row"), "no longer exists"),
-        (_DriverError("UNIQUE constraint failed: payments.code"), "unique value"),
-        (_DriverError("FOREIGN KEY constraint failed"), "no longer exists"),
-        (_DriverError("NOT NULL constraint failed: payments.amount"), None),
-        (_DriverError("new row violates check constraint", sqlstate="23514"), None),
+        (_INSERT, _DriverError("duplicate key", sqlstate="23505"), "unique value"),
+        (
+            _DELETE,
+            _DriverError(
+                'update or delete on table "bookings" violates foreign key '
+                'constraint "fk_payments_booking_id_bookings" on table "payments"',
+                sqlstate="23503",
+            ),
+            "still referenced by payments;",
+        ),
+        (_INSERT, _DriverError("is not present", sqlstate="23503"), "no longer"),
+        (_INSERT, _DriverError(1062, "Duplicate entry"), "unique value"),
+        (
+            _DELETE,
+            _DriverError(
+                1451,
+                "Cannot delete or update a parent row: a foreign key constraint "
+                "fails (`db`.`payments`, CONSTRAINT `fk_payments_booking_id`",
+            ),
+            "still referenced by payments;",
+        ),
+        (_INSERT, _DriverError(1452, "Cannot add a child row"), "no longer exists"),
+        (_INSERT, _DriverError("UNIQUE constraint failed: payments.code"), "unique"),
+        (_INSERT, _DriverError("FOREIGN KEY constraint failed"), "no longer exists"),
+        (_DELETE, _DriverError("FOREIGN KEY constraint failed"), "still referenced"),
+        (_INSERT, _DriverError("NOT NULL constraint failed: payments.amount"), None),
+        (_INSERT, _DriverError("violates check constraint", sqlstate="23514"), None),
     ],
 )
 def test_a_constraint_lost_to_a_race_is_a_conflict_and_anything_else_a_bug(
-    orig: Exception, answer: str | None
+    statement: str, orig: Exception, answer: str | None
 ) -> None:
-    message = constraint_conflict(IntegrityError("INSERT ...", {}, orig))
+    message = constraint_conflict(IntegrityError(statement, {}, orig))
 
     if answer is None:
         assert message is None  # a schema should have caught it: a 500

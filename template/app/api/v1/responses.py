@@ -32,3 +32,7 @@ CONFLICTING_CREATE = error_responses(
 CONFLICTING_UPDATE = error_responses(
     status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT
 )
+# Every delete: the database refuses one while other rows still reference it.
+REFUSABLE_DELETE = error_responses(
+    status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT
+)

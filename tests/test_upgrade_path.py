@@ -1,0 +1,150 @@
+"""A project made by the previous template, with data, updated to this one.
+
+The previous template is this repository at PREVIOUS, the last commit before a
+module without fields became a module with default fields, before references
+stopped editing the modules they point at, and before string columns compared
+exactly. `copier update` must carry the project over with its data and its
+migration history: `alembic upgrade head` has nothing to do afterwards,
+`alembic check` is clean, every row is still there and the new behaviour works.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, copy_project, git, run_in, snapshot, update_project
+
+pytestmark = pytest.mark.slow
+
+PREVIOUS = "51a6d53"
+MODULES = [
+    "payment_methods",
+    {"name": "invoices", "fields": ["code:str=20:uniq", "method:ref=payment_methods"]},
+]
+
+# Runs in the project's environment, in-process over ASGI: "seed" writes rows
+# through the API, "check" reads them back and exercises the new behaviour.
+SCRIPT = r"""
+import asyncio, json, os, sys
+
+import httpx
+
+os.environ.update(
+    REDIS_URL="", SMTP_HOST="", PASSWORD_HASH_TIME_COST="1", PASSWORD_HASH_MEMORY_KIB="8192",
+    LOGIN_RATE_LIMIT="10000/minute", REGISTER_RATE_LIMIT="10000/minute",
+    SECRET_KEY="upgrade-" + "0" * 40,
+)
+from app.main import app  # noqa: E402
+
+ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
+
+
+async def main(step):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        if step == "seed":
+            await client.post("/api/v1/auth/register", json=ACCOUNT)
+        login = {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}
+        token = (await client.post("/api/v1/auth/login", data=login)).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        if step == "seed":
+            method = await client.post(
+                "/api/v1/payment-methods", json={"name": "card"}, headers=auth
+            )
+            body = {"code": "INV-1", "method_id": method.json()["id"]}
+            created = await client.post("/api/v1/invoices", json=body, headers=auth)
+            print(json.dumps([method.status_code, created.status_code]))
+            return
+        methods = (await client.get("/api/v1/payment-methods", headers=auth)).json()
+        invoices = (await client.get("/api/v1/invoices", headers=auth)).json()
+        refused = await client.delete(
+            f"/api/v1/payment-methods/{methods[0]['id']}", headers=auth
+        )
+        print(json.dumps({
+            "methods": [m["name"] for m in methods],
+            "invoices": [i["code"] for i in invoices],
+            "delete": [refused.status_code, refused.json()["detail"]],
+        }))
+
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _two_versions(dest: Path) -> Path:
+    """A template repository: PREVIOUS tagged v0.1.0, this checkout v0.2.0."""
+    dest.mkdir()
+    git(dest, "init", "-q", "-b", "main")
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS, "copier.yml", "includes", "template"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "previous")
+    git(dest, "tag", "v0.1.0")
+    for folder in ("includes", "template"):
+        shutil.rmtree(dest / folder)
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "copier.yml", dest / "copier.yml")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "current")
+    git(dest, "tag", "v0.2.0")
+    return dest
+
+
+@pytest.mark.parametrize("database", ["sqlite", "mysql"])
+def test_a_project_of_the_previous_template_updates_with_its_data(
+    project_venv: Path,
+    tmp_path: Path,
+    server_database: Callable[[str], str],
+    database: str,
+) -> None:
+    template = _two_versions(tmp_path / "template")
+    project = copy_project(
+        template, tmp_path / "svc", vcs_ref="v0.1.0", database=database, modules=MODULES
+    )
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+        if database == "sqlite"
+        else server_database(database)
+    )
+    env = {"DATABASE_URL": url, "ENVIRONMENT": "test"}
+
+    def run(*args: str) -> str:
+        result = run_in(project_venv, project, *args, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    def script(step: str) -> object:
+        result = run_in(project_venv, project, "python", "-c", SCRIPT, step, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[-1])
+
+    run("alembic", "upgrade", "head")
+    assert script("seed") == [201, 201]
+
+    update_project(project)
+
+    files = snapshot(project)
+    assert not any(b"<<<<<<<" in data for data in files.values())
+    assert not any(path.endswith(".rej") for path in files)
+    assert "Running upgrade" not in run("alembic", "upgrade", "head")
+    assert "No new upgrade operations detected" in run("alembic", "check")
+    after = script("check")
+    assert isinstance(after, dict)
+    assert after["methods"] == ["card"]
+    assert after["invoices"] == ["INV-1"]
+    assert after["delete"][0] == 409
+    assert "still referenced by invoices" in after["delete"][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import Render, snapshot
+from tests.conftest import Render, git, snapshot
 from wellnest import __version__, changes
 from wellnest.cli import app
 
@@ -398,6 +399,45 @@ def test_remove_module_undoes_add_module(render: Render) -> None:
     assert "warning" not in output  # its SQLite database does not exist yet
     assert snapshot(project) == before
     assert not (project / "app/modules/payments").exists()
+
+
+def test_a_module_added_again_after_its_migration_was_committed_gets_a_new_id(
+    render: Render,
+) -> None:
+    """create_people was committed, so some database may have applied it: the
+    new people (other fields) must not reuse the id, or `alembic upgrade head`
+    would silently skip its table there."""
+    project = render(modules=["bookings"])
+    git(project, "init", "-q", "-b", "main")
+    assert add(project, "people", "nickname:str=40")[0] == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "people")
+    assert wellnest("remove-module", "people", "--project", str(project))[0] == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "no people")
+
+    code, output = add(project, "people", "nickname:str=40", "age:int:opt")
+
+    assert code == 0, output
+    entry = yaml.safe_load((project / ".copier-answers.yml").read_text())["modules"][1]
+    revision = entry["revision"]
+    assert re.fullmatch(r"create_people_[0-9a-f]{6}", revision), revision
+    assert not (project / "migrations/versions/create_people.py").exists()
+    migration = (project / f"migrations/versions/{revision}.py").read_text()
+    assert f'revision: str = "{revision}"' in migration
+    # The answers still reproduce the project.
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert snapshot(project) == snapshot(render(modules=answers["modules"]))
+
+
+def test_a_module_added_again_before_any_commit_keeps_its_id(render: Render) -> None:
+    project = render(modules=["bookings"])
+    assert add(project, "people")[0] == 0
+    assert wellnest("remove-module", "people", "--project", str(project))[0] == 0
+
+    assert add(project, "people", "nickname:str=40")[0] == 0
+
+    assert (project / "migrations/versions/create_people.py").is_file()
 
 
 def test_remove_module_refuses_while_its_migration_is_applied(render: Render) -> None:

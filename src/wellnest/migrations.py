@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import os
 import re
+import secrets
 import sqlite3
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,3 +213,25 @@ def _dotenv(path: Path) -> dict[str, str]:
         if sep and not key.strip().startswith("#"):
             values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def committed_before(root: Path, revision: str) -> bool:
+    """Whether the project's git history holds a migration file of this id: a
+    migration once committed may be applied to databases wellnest cannot see."""
+    path = f"{VERSIONS_DIR}/{revision}.py"
+    try:
+        found = subprocess.run(
+            ["git", "log", "--all", "--format=%H", "-1", "--", path],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:  # no git: no history to collide with
+        return False
+    return found.returncode == 0 and bool(found.stdout.strip())
+
+
+def fresh_revision(name: str) -> str:
+    """`create_<name>_<6 hex>`, within Alembic's 32-character version column."""
+    return f"create_{name}"[:25] + "_" + secrets.token_hex(3)

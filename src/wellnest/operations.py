@@ -160,6 +160,14 @@ def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence
     spec = _find_spec(new_context, name)
     if spec["revision"] in {rev.revision for rev in revisions}:
         raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
+    if migrations.committed_before(project.root, spec["revision"]):
+        # A database may hold it (a teammate's, production): `alembic upgrade
+        # head` would then skip the new module's table. A new id, pinned.
+        entry = {**(entry if isinstance(entry, dict) else {"name": name})}
+        entry["revision"] = migrations.fresh_revision(name)
+        modules = [*project.modules, entry]
+        new_context = blueprint.context({**answers, "modules": modules})
+        spec = _find_spec(new_context, name)
 
     plan = Plan(project.root)
     plural = naming.plural_of_singular(name)

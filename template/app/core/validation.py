@@ -16,6 +16,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     JsonValue,
     RootModel,
+    StrictInt,
     ValidationInfo,
     field_validator,
 )
@@ -192,6 +193,19 @@ def _storable_strings(value: JsonValue, depth: int) -> None:
         else:
             for item in value:
                 _storable_strings(item, depth + 1)
+
+
+def _whole_number(value: object) -> object:
+    # JSON has one number type: 3.0 is the integer 3, as JSON Schema's
+    # "integer" says, and JavaScript cannot even send it apart from 3. "3" and
+    # true are no numbers at all, and 3.5 is not whole: StrictInt refuses those.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer in a JSON body: a number without a fractional part.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
 
 
 def _json_document(value: object) -> object:

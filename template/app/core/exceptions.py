@@ -151,6 +151,26 @@ _HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _exact_bounds(node: object) -> None:
+    """FastAPI's OpenAPI models keep numeric bounds as floats, so a bigint's
+    2**63 - 1 was published as 9.223372036854776e18, which is 2**63: clients
+    and fuzzers then send values the server refuses. Integral bounds go back to
+    integers; the one float that stood for 2**63 - 1 goes back to it exactly."""
+    if isinstance(node, dict):
+        for key in _BOUNDS:
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer():
+                node[key] = 2**63 - 1 if value == 2.0**63 else int(value)
+        for child in node.values():
+            _exact_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_bounds(child)
+
+
 def _document_errors(app: FastAPI) -> None:
     """Make the OpenAPI schema describe the error bodies this app really sends:
     the 422 shape, the 413 and 503 every operation can answer, and the headers
@@ -189,6 +209,7 @@ def _document_errors(app: FastAPI) -> None:
                 documented["title"] = "HTTPValidationError"
                 components["HTTPValidationError"] = documented
                 components.pop("ValidationError", None)
+            _exact_bounds(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

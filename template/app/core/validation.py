@@ -2,7 +2,7 @@
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
@@ -16,8 +16,8 @@ from pydantic import (
     GetJsonSchemaHandler,
     JsonValue,
     RootModel,
-    StrictInt,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -65,21 +65,32 @@ def _no_control_characters(value: str) -> str:
 # A query-string value: text a database can store, without control characters.
 QueryText = Annotated[SafeText, AfterValidator(_no_control_characters)]
 
-# MySQL's DATETIME starts in year 1000; near year 9999 converting to UTC overflows.
-EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+# MySQL's DATETIME starts in year 1000, and near year 9999 converting to UTC
+# overflows. The years a timestamp may be written in, 1001 to 9998, keep every
+# offset's UTC value storable, and a pattern in the schema can say exactly that.
+TIMESTAMP_YEARS = (
+    r"^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}"
+    r"|99[0-8][0-9]|999[0-8])-"
+)
+_TIMESTAMP_YEARS = re.compile(TIMESTAMP_YEARS)
 
 
-def _storable(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        msg = "must be from 1000-01-01 to 9999-12-30 (UTC)"
+def _timestamp_years(value: object) -> object:
+    if isinstance(value, str) and not _TIMESTAMP_YEARS.match(value):
+        msg = "must be in the years 1001 to 9998"
         raise ValueError(msg)
     return value
 
 
 # Timestamps must carry their offset; they are stored and returned in UTC.
 FieldDatetime = Annotated[
-    AwareDatetime, BeforeValidator(not_a_number), AfterValidator(_storable)
+    AwareDatetime,
+    BeforeValidator(_timestamp_years),
+    BeforeValidator(not_a_number),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": TIMESTAMP_YEARS},
+        mode="validation",
+    ),
 ]
 
 FieldDate = Annotated[date, BeforeValidator(not_a_number)]
@@ -204,10 +215,6 @@ def _whole_number(value: object) -> object:
     return value
 
 
-# An integer in a JSON body: a number without a fractional part.
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
-
-
 def _json_document(value: object) -> object:
     # One readable message for anything but an object or an array, so the error
     # location stops at the field instead of naming pydantic's inner types.
@@ -245,7 +252,21 @@ def _without_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
                 field["anyOf"] = branches
 
 
-class PartialUpdate(BaseModel):
+class Body(BaseModel):
+    """A JSON request body: unknown fields refused, and an integer field takes
+    a number without a fraction (3.0 is 3). A validator, not a type, so that
+    the schema keeps each field's own bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: object) -> object:
+        # Other types refuse a number anyway, with or without a fraction.
+        return _whole_number(value)
+
+
+class PartialUpdate(Body):
     """A PATCH body: only the fields sent change, and omitted means "keep".
 
     Fields listed in NOT_NULL (those whose column is NOT NULL) may be omitted

@@ -85,6 +85,16 @@ def test_each_enum_and_json_value_is_one_named_component() -> None:
             assert path[:3] == ("components", "schemas", "JSONDocument"), path
 
 
+def test_integer_bounds_are_exact_integers() -> None:
+    # As floats, 2**63 - 1 rounds to 2**63: a value the server refuses.
+    for _, node in _nodes(_document()):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum"):
+                if key in node:
+                    assert type(node[key]) is int, node
+                    assert -(2**63) <= node[key] <= 2**63 - 1, node
+
+
 def test_the_headers_clients_need_are_documented() -> None:
     expected = {"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}
     seen = set()

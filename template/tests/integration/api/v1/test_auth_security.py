@@ -131,8 +131,12 @@ async def test_login_takes_as_long_for_an_unknown_email(
         assert response.status_code == 401
         return time.perf_counter() - start
 
-    known = [await timed(user.email) for _ in range(5)]
-    unknown = [await timed("nobody@example.com") for _ in range(5)]
+    # Interleaved, so that a busy machine slows both kinds alike.
+    known: list[float] = []
+    unknown: list[float] = []
+    for _ in range(7):
+        known.append(await timed(user.email))
+        unknown.append(await timed("nobody@example.com"))
 
     ratio = statistics.median(known) / statistics.median(unknown)
     assert 0.5 <= ratio <= 2.0, (known, unknown)

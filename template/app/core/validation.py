@@ -6,12 +6,15 @@ from datetime import date
 from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    EmailStr,
+    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     JsonValue,
@@ -52,7 +55,12 @@ def not_a_number(value: object) -> object:
 
 
 # Every text input: what a client can send, every supported database can store.
-SafeText = Annotated[str, AfterValidator(_storable_text)]
+# The schema states the NUL rule (a lone surrogate has no pattern to say it).
+SafeText = Annotated[
+    str,
+    AfterValidator(_storable_text),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+]
 
 
 def _no_control_characters(value: str) -> str:
@@ -61,6 +69,22 @@ def _no_control_characters(value: str) -> str:
         raise ValueError(msg)
     return value
 
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# email-validator refuses addresses at the special-use domains (RFC 6761:
+# .test, .local, ...), which no mail reaches; the schema says so as well.
+EMAIL_PATTERN = (
+    r"^(?!.*@(?:[^@]*\.)?(?:"
+    + "|".join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES))
+    + r")\.?$)"
+)
+# An address a client sends: the schema states what the server accepts.
+Email = Annotated[
+    EmailStr, Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN})
+]
 
 # A query-string value: text a database can store, without control characters.
 QueryText = Annotated[SafeText, AfterValidator(_no_control_characters)]

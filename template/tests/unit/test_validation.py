@@ -6,7 +6,13 @@ from datetime import UTC
 import pytest
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
-from app.core.validation import TIMESTAMP_YEARS, Body, FieldDatetime
+from app.core.validation import (
+    EMAIL_PATTERN,
+    TIMESTAMP_YEARS,
+    Body,
+    Email,
+    FieldDatetime,
+)
 
 
 class _Sample(Body):
@@ -53,3 +59,27 @@ def test_a_timestamp_outside_those_years_is_refused(sent: str) -> None:
     assert not re.match(TIMESTAMP_YEARS, sent)
     with pytest.raises(ValidationError, match="years 1001 to 9998"):
         stamp.validate_python(sent)
+
+
+@pytest.mark.parametrize(
+    ("address", "taken"),
+    [
+        ("ada@example.com", True),
+        ("ada@mail.test.example.com", True),
+        ("ada@example.test", False),
+        ("ada@printer.LOCAL", False),
+        ("ada@localhost", False),
+    ],
+)
+def test_the_email_pattern_says_what_the_server_takes(
+    address: str, taken: bool
+) -> None:
+    matches = re.match(EMAIL_PATTERN, address) is not None
+    try:
+        TypeAdapter(Email).validate_python(address)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert matches is taken
+    assert accepted is taken

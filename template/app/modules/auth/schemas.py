@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
-from app.core.validation import QueryText, SafeText
+from app.core.validation import Email, QueryText, SafeText
 
 # argon2 accepts any length, but an unbounded password is a cheap way to burn CPU.
 PASSWORD_MIN_LENGTH = 8
@@ -17,7 +17,7 @@ RESET_TOKEN_MAX_LENGTH = 128
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: Email
     password: SafeText = Field(
         min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
     )
@@ -94,7 +94,7 @@ class PasswordChange(BaseModel):
 class PasswordResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: Email
 
 
 class PasswordResetConfirm(BaseModel):

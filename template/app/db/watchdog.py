@@ -83,7 +83,8 @@ class Watchdog:
         try:
             await abandon_after(self._select_one(), self.budget)
         except Exception as exc:  # any failure: no database answers
-            reason = one_line(exc) or f"no answer in {self.budget:g} s"
+            timed_out = isinstance(exc, TimeoutError)
+            reason = f"no answer in {self.budget:g} s" if timed_out else one_line(exc)
             logger.warning("Database answers no new connection: %s", reason)
             answer = False
         else:

@@ -108,6 +108,9 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     server_database: Callable[[str], str],
     database: str,
 ) -> None:
+    known = ["git", "cat-file", "-e", f"{PREVIOUS}^{{commit}}"]
+    if subprocess.run(known, cwd=REPO, capture_output=True, check=False).returncode:
+        pytest.skip(f"this checkout has no history back to {PREVIOUS} (a shallow clone)")
     template = _two_versions(tmp_path / "template")
     project = copy_project(
         template, tmp_path / "svc", vcs_ref="v0.1.0", database=database, modules=MODULES

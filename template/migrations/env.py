@@ -42,9 +42,25 @@ def run_migrations_offline() -> None:
 
 
 def _run_sync(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds a table by copying it and dropping the original:
+        # with foreign keys on, that drop would delete the rows of every table
+        # pointing at it (or cascade). SQLite ignores this pragma inside a
+        # transaction, so it is set on the bare connection, before one begins.
+        cursor = connection.connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        # ...and what the rebuilt tables hold must still satisfy every key.
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        connection.rollback()
+        if broken:
+            msg = f"the migration left rows whose foreign keys point nowhere: {broken}"
+            raise RuntimeError(msg)
 
 
 async def run_migrations_online() -> None:

@@ -21,6 +21,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         mysql.DATETIME(fsp=6), "mysql", "mariadb"
     )
     cache_ok = True
+    # Alembic's batch mode asks a renamed column's type for the name of the
+    # constraint it makes (as Enum and Boolean do); a decorator would pass the
+    # question on to its impl, which has no such attribute.
+    name = None
 
     def process_bind_param(
         self, value: datetime | None, dialect: Dialect
@@ -58,6 +62,7 @@ class ExactText(TypeDecorator[str]):
 
     impl = String
     cache_ok = True
+    name = None  # for Alembic's batch mode, as UTCDateTime
 
     def __init__(self, length: int) -> None:
         super().__init__(length)
@@ -91,6 +96,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     impl = Numeric
     cache_ok = True
+    name = None  # for Alembic's batch mode, as UTCDateTime
 
     def __init__(self, precision: int, scale: int) -> None:
         super().__init__(precision, scale, asdecimal=True)

@@ -231,23 +231,34 @@ class Blueprint:
         module: str,
         overrides: Mapping[str, Any] | None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        scope = dict(context)
-        rendered: list[str] = []
-        for part in parts:
-            match = YIELD_RE.search(part)
-            if match is None:
-                rendered.append(self.render_string(part, scope))
-                continue
-            items = self.env.compile_expression(match["expr"])(**scope)
-            chosen = [item for item in items or () if _name_of(item) == module]
-            if not chosen:
-                return
-            item = {**chosen[0], **(overrides or {})}
-            scope[match["var"]] = item
-            unrolled = part[: match.start()] + match["body"] + part[match.end() :]
-            rendered.append(self.render_string(unrolled, scope))
-        if all(rendered):  # copier skips a path with any part rendered empty
-            yield "/".join(rendered), scope
+        """Each path a yield gives for `module` (a module has one folder, and one
+        migration per change), with the scope its file renders in."""
+        yield from self._unroll(parts, dict(context), module, overrides, [])
+
+    def _unroll(
+        self,
+        parts: tuple[str, ...],
+        scope: dict[str, Any],
+        module: str,
+        overrides: Mapping[str, Any] | None,
+        rendered: list[str],
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not parts:
+            if all(rendered):  # copier skips a path with any part rendered empty
+                yield "/".join(rendered), scope
+            return
+        part, rest = parts[0], parts[1:]
+        match = YIELD_RE.search(part)
+        if match is None:
+            rendered = [*rendered, self.render_string(part, scope)]
+            yield from self._unroll(rest, scope, module, overrides, rendered)
+            return
+        items = self.env.compile_expression(match["expr"])(**scope)
+        unrolled = part[: match.start()] + match["body"] + part[match.end() :]
+        for chosen in (item for item in items or () if _name_of(item) == module):
+            inner = {**scope, match["var"]: {**chosen, **(overrides or {})}}
+            text = self.render_string(unrolled, inner)
+            yield from self._unroll(rest, inner, module, overrides, [*rendered, text])
 
 
 def _bytecode_cache() -> FileSystemBytecodeCache | None:

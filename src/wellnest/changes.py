@@ -19,6 +19,8 @@ class Plan:
     modify: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     delete: dict[str, bytes] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # shown before anything is written
+    # Files merged with conflict markers: written, reported, and the command fails.
+    conflicts: list[str] = field(default_factory=list)
 
     def diff(self, relpath: str) -> str:
         old, new = (data.decode() for data in self.modify[relpath])

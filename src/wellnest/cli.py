@@ -16,6 +16,10 @@ from wellnest import __version__
 from wellnest.errors import WellnestError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from wellnest.blueprint import Blueprint
+    from wellnest.changes import Plan
     from wellnest.project import Project
 
 app = typer.Typer(
@@ -178,6 +182,100 @@ def remove_module(
 ) -> None:
     """Undo add-module: files, registry lines, answers entry and migration."""
     _run_plan(project, name, adding=False, dry_run=dry_run, force=force)
+
+
+def _run_change(
+    project: Path | None,
+    label: str,
+    done: str,
+    dry_run: bool,
+    build: Callable[[Blueprint, Project], Plan],
+) -> None:
+    """add-field, rename-field, remove-field: plan, apply unless a dry run, report;
+    exit 1 when a hand-edited file was merged with conflicts."""
+    from wellnest import report, store
+    from wellnest.blueprint import Blueprint
+
+    try:
+        found = _resolve(project)
+        blueprint = Blueprint.locate()
+        store.remember(blueprint)
+        plan = build(blueprint, found)
+        for warning in plan.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        if not dry_run:
+            plan.apply(label)
+    except WellnestError as error:
+        _fail(error)
+    report.plan(plan, label, dry_run=dry_run, adding=True, done=done)
+    if plan.conflicts and not dry_run:
+        raise typer.Exit(1)
+
+
+@app.command("add-field")
+def add_field(
+    module: Annotated[str, typer.Argument(help="The module to add fields to.")],
+    fields: Annotated[
+        list[str],
+        typer.Argument(
+            help="Fields as NAME:TYPE[=ARGS][:MODIFIER]..., as add-module takes them; a "
+            "required field needs a default (rows that exist get it).",
+            show_default=False,
+        ),
+    ],
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Add fields to a module: model, schemas, service, tests, and a migration."""
+    from wellnest.alterations import plan_add_field
+
+    names = ", ".join(spec.split(":")[0] for spec in fields)
+    _run_change(
+        project,
+        f"add-field {module}",
+        f"Added {names} to {module}",
+        dry_run,
+        lambda blueprint, found: plan_add_field(blueprint, found, module, fields),
+    )
+
+
+@app.command("rename-field")
+def rename_field(
+    module: Annotated[str, typer.Argument(help="The module whose field to rename.")],
+    old: Annotated[str, typer.Argument(help="The field's name now.")],
+    new: Annotated[str, typer.Argument(help="Its new name.")],
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Rename a field, keeping its data: the migration renames the column."""
+    from wellnest.alterations import plan_rename_field
+
+    _run_change(
+        project,
+        f"rename-field {module}",
+        f"Renamed {module}.{old} to {new}",
+        dry_run,
+        lambda blueprint, found: plan_rename_field(blueprint, found, module, old, new),
+    )
+
+
+@app.command("remove-field")
+def remove_field(
+    module: Annotated[str, typer.Argument(help="The module whose field to remove.")],
+    field: Annotated[str, typer.Argument(help="The field to remove.")],
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Remove a field: the migration drops its column (and its data)."""
+    from wellnest.alterations import plan_remove_field
+
+    _run_change(
+        project,
+        f"remove-field {module}",
+        f"Removed {field} from {module} (its column and its data go at the next upgrade)",
+        dry_run,
+        lambda blueprint, found: plan_remove_field(blueprint, found, module, field),
+    )
 
 
 @app.command("update")

@@ -232,6 +232,6 @@ def committed_before(root: Path, revision: str) -> bool:
     return found.returncode == 0 and bool(found.stdout.strip())
 
 
-def fresh_revision(name: str) -> str:
+def fresh_revision(name: str, prefix: str = "create_") -> str:
     """`create_<name>_<6 hex>`, within Alembic's 32-character version column."""
-    return f"create_{name}"[:25] + "_" + secrets.token_hex(3)
+    return f"{prefix}{name}"[:25] + "_" + secrets.token_hex(3)

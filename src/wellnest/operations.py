@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wellnest import migrations, naming, registry
+from wellnest import merging, migrations, naming, registry
 from wellnest.blueprint import SUFFIX, Blueprint
 from wellnest.changes import Plan, ensure_absent, recover
 from wellnest.errors import UsageError, WellnestError
@@ -91,9 +91,8 @@ def _knock_on(
     plan: Plan,
 ) -> None:
     """Files outside the module itself that the template renders differently with
-    it: shared helpers a field type needs (exact decimals, JSON documents) and the
-    modules it references (their delete answers 409 while referenced). Each is
-    changed as `copier update` would, but only if nobody edited it since."""
+    it: shared helpers and the generated tests of modules that reference it (they
+    build its objects to point at)."""
     old_files = blueprint.shared_files(old_context)
     new_files = blueprint.shared_files(new_context)
     old_specs = {spec["name"]: spec for spec in old_context["module_specs"]}
@@ -102,8 +101,22 @@ def _knock_on(
         if other != name and other in old_specs and old_specs[other] != spec:
             old_files.update(blueprint.module_files(old_context, other))
             new_files.update(blueprint.module_files(new_context, other))
-    skip = {*registry.REGISTRY_FILES, *plan.create, *plan.delete}
-    for relpath in sorted({*old_files, *new_files} - skip):
+    skip = {*registry.REGISTRY_FILES, *plan.create, *plan.delete, *plan.modify}
+    follow(project, old_files, new_files, plan, skip)
+
+
+def follow(
+    project: Project,
+    old_files: dict[str, bytes],
+    new_files: dict[str, bytes],
+    plan: Plan,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Bring rendered files from the old answers' render to the new one, as `copier
+    update` would: an unedited file is replaced, an edited one merged three-way
+    (a conflict leaves markers and is reported), a file no longer rendered is
+    deleted unless it was edited."""
+    for relpath in sorted({*old_files, *new_files} - set(skip)):
         old, new = old_files.get(relpath), new_files.get(relpath)
         if old == new:
             continue
@@ -111,21 +124,23 @@ def _knock_on(
         current = path.read_bytes() if path.is_file() else None
         if current == new:
             continue
-        if current != old:
-            msg = (
-                f"{relpath} was edited since it was rendered, and module '{name}' needs "
-                "to change it; undo the edit (see --dry-run for the change) and retry"
-            )
-            raise WellnestError(msg)
         if new is None:
-            plan.delete[relpath] = old or b""
-        elif old is None:
+            if current == old:
+                plan.delete[relpath] = old or b""
+            elif current is not None:
+                plan.warnings.append(f"{relpath} is no longer generated; kept, as it was edited")
+        elif current is None:
             plan.create[relpath] = new
+        elif old is None:
+            raise WellnestError(f"{relpath} already exists; refusing to overwrite it")
         else:
-            plan.modify[relpath] = (old, new)
+            merged = merging.merge(current, old, new)
+            plan.modify[relpath] = (current, merged.content)
+            if merged.conflicted:
+                plan.conflicts.append(relpath)
 
 
-def _answers_change(
+def answers_change(
     blueprint: Blueprint, project: Project, modules: list[Any]
 ) -> tuple[bytes, bytes]:
     relpath = blueprint.answers_relpath
@@ -134,9 +149,21 @@ def _answers_change(
     return old, new
 
 
-def _find_spec(context: dict[str, Any], name: str) -> dict[str, Any]:
+def find_spec(context: dict[str, Any], name: str) -> dict[str, Any]:
     spec: dict[str, Any] = next(s for s in context["module_specs"] if s["name"] == name)
     return spec
+
+
+def single_head(project: Project, revisions: list[migrations.Revision] | None = None) -> str:
+    """The one Alembic head a new migration goes after; several (or none) is refused."""
+    if revisions is None:
+        revisions = migrations.read_revisions(project.root)
+    heads = migrations.heads(revisions)
+    if len(heads) != 1:
+        found = ", ".join(heads) or "none"
+        msg = f"expected one Alembic head in {migrations.VERSIONS_DIR}, found {found}"
+        raise WellnestError(msg)
+    return heads[0]
 
 
 def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence[str] = ()) -> Plan:
@@ -148,16 +175,12 @@ def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence
         raise WellnestError(f"app/modules/{name} already exists but is not a registered module")
 
     revisions = migrations.read_revisions(project.root)
-    heads = migrations.heads(revisions)
-    if len(heads) != 1:
-        found = ", ".join(heads) or "none"
-        msg = f"expected one Alembic head in {migrations.VERSIONS_DIR}, found {found}"
-        raise WellnestError(msg)
+    heads = [single_head(project, revisions)]
 
     modules = [*project.modules, entry]
     old_context = blueprint.context(answers)
     new_context = blueprint.context({**answers, "modules": modules})
-    spec = _find_spec(new_context, name)
+    spec = find_spec(new_context, name)
     if spec["revision"] in {rev.revision for rev in revisions}:
         raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
     if migrations.committed_before(project.root, spec["revision"]):
@@ -167,7 +190,7 @@ def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence
         entry["revision"] = migrations.fresh_revision(name)
         modules = [*project.modules, entry]
         new_context = blueprint.context({**answers, "modules": modules})
-        spec = _find_spec(new_context, name)
+        spec = find_spec(new_context, name)
 
     plan = Plan(project.root)
     plural = naming.plural_of_singular(name)
@@ -182,7 +205,7 @@ def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence
     ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)
     _knock_on(blueprint, project, old_context, new_context, name, plan)
-    plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, modules)
+    plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
     return plan
 
 
@@ -192,7 +215,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
         raise WellnestError(f"module '{name}' is not in this project's modules")
     remaining = [e for e in project.modules if module_name(e) != name]
     context = blueprint.context(answers)
-    spec = _find_spec(context, name)
+    spec = find_spec(context, name)
     if spec["referenced_by"]:
         users = ", ".join(f"{ref['module']}.{ref['column']}" for ref in spec["referenced_by"])
         raise WellnestError(f"module '{name}' is referenced by {users}; remove those first")
@@ -245,7 +268,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
     new_context = blueprint.context({**answers, "modules": remaining})
     plan.modify = _registry_plan(blueprint, project, new_context, context, spec, False)
     _knock_on(blueprint, project, context, new_context, name, plan)
-    plan.modify[blueprint.answers_relpath] = _answers_change(blueprint, project, remaining)
+    plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, remaining)
     return plan
 
 

@@ -36,7 +36,7 @@ def _tree(label: str, paths: list[str], style: str) -> Tree:
     return root
 
 
-def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
+def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool, done: str = "") -> None:
     prefix = "Would " if dry_run else ""
     for verb, paths, style in (
         ("create", plan.create, "green"),
@@ -56,9 +56,26 @@ def plan(plan: Plan, label: str, *, dry_run: bool, adding: bool) -> None:
                 console.print(syntax)
             else:  # piped or redirected: the diff exactly, for patch and review tools
                 console.file.write(plan.diff(relpath))
+        for relpath, content in plan.create.items():
+            if relpath.startswith("migrations/"):  # the migration it would write
+                console.file.write(f"--- /dev/null\n+++ b/{relpath}\n")
+                console.file.write(
+                    "".join(f"+{line}" for line in content.decode().splitlines(True))
+                )
         console.print(f"[bold]Dry run:[/] nothing was written for {label}.")
         return
-    if adding:
+    for relpath in plan.conflicts:
+        console.print(f"conflict: {relpath}", markup=False)
+    if plan.conflicts:
+        console.print(
+            "[bold red]Merged with conflicts:[/] resolve the marked lines in the files above, "
+            "then run the next steps."
+        )
+    if done:
+        console.print(f"[bold green]{done}.[/] Next steps:")
+        console.print("  uv run alembic upgrade head")
+        console.print("  uv run pytest")
+    elif adding:
         console.print(f"[bold green]Added {label}.[/] Next steps:")
         console.print("  uv run alembic upgrade head")
         console.print("  uv run pytest")

@@ -1,0 +1,118 @@
+"""add-field, rename-field and remove-field, as plans over a project.
+
+A change is recorded in the module's answers entry (`changes`, in the order made) with
+the Alembic revision of its migration and the revision it follows; the template
+replays the changes (includes/fields.jinja) into the fields the module has now and
+renders one migration per change. So the answers stay the whole truth: a fresh copy
+with them renders this project, migrations included. The module's files are brought
+from the old render to the new one as `copier update` would, merging hand edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from wellnest import migrations
+from wellnest.blueprint import Blueprint
+from wellnest.changes import Plan
+from wellnest.errors import UsageError, WellnestError
+from wellnest.operations import answers_change, find_spec, follow, single_head
+from wellnest.project import Project, module_name
+
+
+def plan_add_field(
+    blueprint: Blueprint, project: Project, module: str, fields: Sequence[str]
+) -> Plan:
+    if not fields:
+        raise UsageError("add-field needs at least one field, e.g. due_on:date:opt")
+    return _plan(blueprint, project, module, "add", {"add": list(fields)})
+
+
+def plan_rename_field(
+    blueprint: Blueprint, project: Project, module: str, old: str, new: str
+) -> Plan:
+    _require_field(blueprint, project, module, old)
+    if old == new:
+        raise UsageError(f"'{old}' is already called {new}")
+    return _plan(blueprint, project, module, "rename", {"rename": old, "to": new})
+
+
+def plan_remove_field(blueprint: Blueprint, project: Project, module: str, field: str) -> Plan:
+    _require_field(blueprint, project, module, field)
+    return _plan(blueprint, project, module, "remove", {"remove": field})
+
+
+def current_fields(blueprint: Blueprint, project: Project, module: str) -> list[str]:
+    """The module's fields as they are now (after every recorded change), as specs."""
+    spec = find_spec(blueprint.context(project.answers), _require_module(project, module))
+    return [str(field["name"]) for field in spec["fields"]]
+
+
+def _require_module(project: Project, module: str) -> str:
+    if module not in project.module_names:
+        known = ", ".join(project.module_names) or "none"
+        raise WellnestError(f"module '{module}' is not in this project's modules ({known})")
+    if module == "bookings":
+        msg = (
+            "module 'bookings' is the booking domain, whose fields are fixed; "
+            "add-field, rename-field and remove-field change modules made of fields"
+        )
+        raise WellnestError(msg)
+    return module
+
+
+def _require_field(blueprint: Blueprint, project: Project, module: str, field: str) -> None:
+    names = current_fields(blueprint, project, module)
+    if field not in names:
+        raise WellnestError(
+            f"module '{module}' has no field '{field}' (fields: {', '.join(names)})"
+        )
+
+
+def _plan(
+    blueprint: Blueprint, project: Project, module: str, verb: str, change: dict[str, Any]
+) -> Plan:
+    _require_module(project, module)
+    answers = project.answers
+    head = single_head(project)
+    change = {**change, "revision": _fresh_revision(module, verb), "after": head}
+    modules = []
+    for entry in project.modules:
+        if module_name(entry) == module:
+            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            entry["changes"] = [*(entry.get("changes") or []), change]
+        modules.append(entry)
+    new_answers = {**answers, "modules": modules}
+    message = blueprint.validate("modules", new_answers)
+    if message:
+        raise UsageError(message)
+    if verb == "add":
+        # The specs as copier stores them (canonical), as add-module does.
+        spec = find_spec(blueprint.context(new_answers), module)
+        added = spec["changes"][-1]["fields"]
+        change["add"] = [field["spec"] for field in added]
+        new_answers = {**answers, "modules": modules}
+
+    old_context = blueprint.context(answers)
+    new_context = blueprint.context(new_answers)
+    plan = Plan(project.root)
+    # Shared files depend on module names, never on fields: only modules are rendered.
+    old_files = blueprint.module_files(old_context, module)
+    new_files = blueprint.module_files(new_context, module)
+    # Modules that reference this one build its objects in their generated tests.
+    old_specs = {spec["name"]: spec for spec in old_context["module_specs"]}
+    for spec in new_context["module_specs"]:
+        other = spec["name"]
+        if other != module and old_specs.get(other) != spec:
+            old_files.update(blueprint.module_files(old_context, other))
+            new_files.update(blueprint.module_files(new_context, other))
+    follow(project, old_files, new_files, plan, skip={blueprint.answers_relpath})
+    plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
+    return plan
+
+
+def _fresh_revision(module: str, verb: str) -> str:
+    """`<module>_<verb>_<6 hex>`, new every time, within Alembic's 32 characters: a
+    field added, removed and added again gets three migrations, never one id twice."""
+    return migrations.fresh_revision(f"{module}_{verb}", prefix="")

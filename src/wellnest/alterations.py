@@ -32,9 +32,9 @@ def plan_add_field(
 def plan_rename_field(
     blueprint: Blueprint, project: Project, module: str, old: str, new: str
 ) -> Plan:
-    _require_field(blueprint, project, module, old)
-    if old == new:
-        raise UsageError(f"'{old}' is already called {new}")
+    names = _require_field(blueprint, project, module, old)
+    if new in names:
+        raise UsageError(f"module '{module}' already has a field '{new}'")
     return _plan(blueprint, project, module, "rename", {"rename": old, "to": new})
 
 
@@ -44,7 +44,7 @@ def plan_remove_field(blueprint: Blueprint, project: Project, module: str, field
 
 
 def current_fields(blueprint: Blueprint, project: Project, module: str) -> list[str]:
-    """The module's fields as they are now (after every recorded change), as specs."""
+    """The names of the module's fields as they are now (every recorded change replayed)."""
     spec = find_spec(blueprint.context(project.answers), _require_module(project, module))
     return [str(field["name"]) for field in spec["fields"]]
 
@@ -62,12 +62,13 @@ def _require_module(project: Project, module: str) -> str:
     return module
 
 
-def _require_field(blueprint: Blueprint, project: Project, module: str, field: str) -> None:
+def _require_field(blueprint: Blueprint, project: Project, module: str, field: str) -> list[str]:
     names = current_fields(blueprint, project, module)
     if field not in names:
         raise WellnestError(
             f"module '{module}' has no field '{field}' (fields: {', '.join(names)})"
         )
+    return names
 
 
 def _plan(
@@ -100,13 +101,12 @@ def _plan(
     # Shared files depend on module names, never on fields: only modules are rendered.
     old_files = blueprint.module_files(old_context, module)
     new_files = blueprint.module_files(new_context, module)
-    # Modules that reference this one build its objects in their generated tests.
-    old_specs = {spec["name"]: spec for spec in old_context["module_specs"]}
+    # Modules that reference this one, directly or through others, build its objects
+    # in their generated tests: those tests follow (merged like the module's own).
     for spec in new_context["module_specs"]:
-        other = spec["name"]
-        if other != module and old_specs.get(other) != spec:
-            old_files.update(blueprint.module_files(old_context, other))
-            new_files.update(blueprint.module_files(new_context, other))
+        if module in spec["ref_closure"]:
+            old_files.update(blueprint.module_files(old_context, spec["name"]))
+            new_files.update(blueprint.module_files(new_context, spec["name"]))
     follow(project, old_files, new_files, plan, skip={blueprint.answers_relpath})
     plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
     return plan

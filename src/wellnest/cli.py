@@ -305,8 +305,9 @@ def list_modules(project: ProjectOption = None) -> None:
 
     try:
         found = _resolve(project)
-        store.remember(Blueprint.locate())
-        statuses = operations.module_statuses(found)
+        blueprint = Blueprint.locate()
+        store.remember(blueprint)
+        statuses = operations.module_statuses(found, blueprint)
     except WellnestError as error:
         _fail(error)
     drift = report.modules(statuses)

@@ -143,7 +143,10 @@ def test_version() -> None:
     assert output.strip() == f"wellnest {__version__}"
 
 
-@pytest.mark.parametrize("command", ["new", "add-module", "remove-module", "modules", "add-field", "rename-field", "remove-field"])
+@pytest.mark.parametrize(
+    "command",
+    ["new", "add-module", "remove-module", "modules", "add-field", "rename-field", "remove-field"],
+)
 def test_every_command_has_help(command: str) -> None:
     code, output = wellnest(command, "--help")
     assert code == 0

@@ -98,15 +98,11 @@ def _plan(
     old_context = blueprint.context(answers)
     new_context = blueprint.context(new_answers)
     plan = Plan(project.root)
-    # Shared files depend on module names, never on fields: only modules are rendered.
+    # Shared files depend on module names, never on fields: only the module is rendered.
     old_files = blueprint.module_files(old_context, module)
     new_files = blueprint.module_files(new_context, module)
-    # Modules that reference this one, directly or through others, build its objects
-    # in their generated tests: those tests follow (merged like the module's own).
-    for spec in new_context["module_specs"]:
-        if module in spec["ref_closure"]:
-            old_files.update(blueprint.module_files(old_context, spec["name"]))
-            new_files.update(blueprint.module_files(new_context, spec["name"]))
+    # Modules that point at this one take its objects from its factory
+    # (tests/factories/<module>.py): none of their files depends on its fields.
     follow(project, old_files, new_files, plan, skip={blueprint.answers_relpath})
     plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
     return plan

@@ -55,6 +55,17 @@ class ConflictError(AppError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class InvalidFieldError(AppError):
+    """A value valid alone but not with the others (an end before its start): a
+    422 in the shape request validation answers, naming the field."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class TooManyRequestsError(AppError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
 
@@ -87,6 +98,14 @@ class ValidationErrorResponse(BaseModel):
 
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if isinstance(exc, InvalidFieldError):
+        body = ValidationErrorResponse(
+            detail="Validation error",
+            errors=[
+                FieldError(loc=["body", exc.field], msg=exc.message, type="value_error")
+            ],
+        )
+        return JSONResponse(body.model_dump(), status_code=exc.status_code)
     return JSONResponse(
         error_body(exc.message), status_code=exc.status_code, headers=exc.headers
     )

@@ -123,6 +123,7 @@ def _run_plan(
     dry_run: bool,
     force: bool = False,
     fields: list[str] | None = None,
+    no_overlap: list[str] | None = None,
 ) -> None:
     """Plan the change, apply it unless this is a dry run, and report it."""
     from wellnest import operations, report, store
@@ -133,7 +134,7 @@ def _run_plan(
         blueprint = Blueprint.locate()
         store.remember(blueprint)
         if adding:
-            plan = operations.plan_add(blueprint, found, name, fields or ())
+            plan = operations.plan_add(blueprint, found, name, fields or (), no_overlap or ())
         else:
             plan = operations.plan_remove(blueprint, found, name, force)
         for warning in plan.warnings:
@@ -158,9 +159,20 @@ def add_module(
     ] = None,
     project: ProjectOption = None,
     dry_run: DryRunOption = False,
+    no_overlap: Annotated[
+        str | None,
+        typer.Option(
+            "--no-overlap",
+            help="RESOURCE,START,END: no two objects of one RESOURCE with overlapping "
+            "[START, END) intervals (a 409, checked under a database lock), e.g. "
+            "--no-overlap nurse,starts_at,ends_at.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Add a domain module: model, schemas, service, routes, tests, migration."""
-    _run_plan(project, name, adding=True, dry_run=dry_run, fields=fields)
+    rule = no_overlap.split(",") if no_overlap is not None else None
+    _run_plan(project, name, adding=True, dry_run=dry_run, fields=fields, no_overlap=rule)
 
 
 @app.command("fields")

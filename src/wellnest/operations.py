@@ -21,6 +21,7 @@ def module_entry(
     name: str,
     fields: Sequence[str] = (),
     earlier: Sequence[Any] = (),
+    no_overlap: Sequence[str] = (),
 ) -> Any:
     """The `modules` entry for a new module: its name, its singular when the
     template's regular rule would get it wrong, and its fields in canonical form.
@@ -33,8 +34,12 @@ def module_entry(
     entry: dict[str, Any] = {"name": name}
     if context["module_specs"][0]["singular"] != expected:
         entry["singular"] = expected
+    if no_overlap and not fields:
+        raise UsageError("--no-overlap names fields of the module: give it its fields")
     if fields:
         entry["fields"] = list(fields)
+        if no_overlap:
+            entry["no_overlap"] = list(no_overlap)
         modules = [*earlier, entry]
         message = blueprint.validate("modules", {**answers, "modules": modules})
         if message:
@@ -166,10 +171,18 @@ def single_head(project: Project, revisions: list[migrations.Revision] | None = 
     return heads[0]
 
 
-def plan_add(blueprint: Blueprint, project: Project, name: str, fields: Sequence[str] = ()) -> Plan:
+def plan_add(
+    blueprint: Blueprint,
+    project: Project,
+    name: str,
+    fields: Sequence[str] = (),
+    no_overlap: Sequence[str] = (),
+) -> Plan:
     answers = project.answers
     check_name(blueprint, answers, name)  # the name first: fields are read against it
-    entry = module_entry(blueprint, answers, name, fields, earlier=project.modules)
+    entry = module_entry(
+        blueprint, answers, name, fields, earlier=project.modules, no_overlap=no_overlap
+    )
     check_name(blueprint, answers, entry)
     if project.exists(f"app/modules/{name}"):
         raise WellnestError(f"app/modules/{name} already exists but is not a registered module")

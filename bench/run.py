@@ -189,6 +189,28 @@ class Bench:
         gen["ten fields: add-module"] = timed(
             [wellnest, "add-module", "zebras", *TEN_FIELDS], sizes.runs, prepare=prepare_fields
         )
+        # add-field into a project of 20 modules, each with ten fields.
+        base = self.work / "base-fields20"
+        run(
+            [wellnest, "new", str(base), "--defaults"]
+            + [
+                arg
+                for index in range(1, 21)
+                for arg in ("--module", " ".join([f"items_{index:02d}", *TEN_FIELDS[:-1]]))
+            ]
+        )
+
+        def prepare_change(index: int) -> dict[str, Any]:
+            target = self.work / f"change-{index}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(base, target)
+            return {"cwd": target}
+
+        gen["add-field into 20 modules"] = timed(
+            [wellnest, "add-field", "items_10", "due_on:date:opt"],
+            sizes.runs,
+            prepare=prepare_change,
+        )
         self.results["generator_seconds"] = gen
 
         target = self.work / "rss-add"
@@ -593,6 +615,7 @@ TARGETS = [
         ),
         at_most=1.5,
     ),
+    Target("add-field into 20 modules (s)", _generator("add-field into 20 modules"), at_most=0.5),
     Target("wellnest --help (s)", _generator("wellnest --help"), at_most=0.3),
     Target("wellnest new (s)", _generator("wellnest new (defaults)"), at_most=1.0),
     Target(

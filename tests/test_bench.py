@@ -36,6 +36,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "add-module into 1 modules",
         "render 1 modules (wellnest new)",
         "ten fields: add-module",
+        "add-field into 20 modules",
     ):
         assert generator[key] > 0
     service = data["service"]

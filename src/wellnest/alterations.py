@@ -32,24 +32,14 @@ def plan_add_field(
 def plan_rename_field(
     blueprint: Blueprint, project: Project, module: str, old: str, new: str
 ) -> Plan:
-    names = _require_field(blueprint, project, module, old)
-    if new in names:
-        raise UsageError(f"module '{module}' already has a field '{new}'")
     return _plan(blueprint, project, module, "rename", {"rename": old, "to": new})
 
 
 def plan_remove_field(blueprint: Blueprint, project: Project, module: str, field: str) -> Plan:
-    _require_field(blueprint, project, module, field)
     return _plan(blueprint, project, module, "remove", {"remove": field})
 
 
-def current_fields(blueprint: Blueprint, project: Project, module: str) -> list[str]:
-    """The names of the module's fields as they are now (every recorded change replayed)."""
-    spec = find_spec(blueprint.context(project.answers), _require_module(project, module))
-    return [str(field["name"]) for field in spec["fields"]]
-
-
-def _require_module(project: Project, module: str) -> str:
+def _require_module(project: Project, module: str) -> None:
     if module not in project.module_names:
         known = ", ".join(project.module_names) or "none"
         raise WellnestError(f"module '{module}' is not in this project's modules ({known})")
@@ -59,16 +49,17 @@ def _require_module(project: Project, module: str) -> str:
             "add-field, rename-field and remove-field change modules made of fields"
         )
         raise WellnestError(msg)
-    return module
 
 
-def _require_field(blueprint: Blueprint, project: Project, module: str, field: str) -> list[str]:
-    names = current_fields(blueprint, project, module)
-    if field not in names:
-        raise WellnestError(
-            f"module '{module}' has no field '{field}' (fields: {', '.join(names)})"
-        )
-    return names
+def _require_fields(context: dict[str, Any], module: str, change: dict[str, Any]) -> None:
+    """The field a rename or a removal names must exist; a new name must not."""
+    names = [str(field["name"]) for field in find_spec(context, module)["fields"]]
+    field = change.get("rename", change.get("remove"))
+    if field is not None and field not in names:
+        msg = f"module '{module}' has no field '{field}' (fields: {', '.join(names)})"
+        raise WellnestError(msg)
+    if change.get("to") in names:
+        raise UsageError(f"module '{module}' already has a field '{change['to']}'")
 
 
 def _plan(
@@ -76,6 +67,8 @@ def _plan(
 ) -> Plan:
     _require_module(project, module)
     answers = project.answers
+    old_context = blueprint.context(answers)
+    _require_fields(old_context, module, change)
     head = single_head(project)
     change = {**change, "revision": _fresh_revision(module, verb), "after": head}
     modules = []
@@ -88,21 +81,19 @@ def _plan(
     message = blueprint.validate("modules", new_answers)
     if message:
         raise UsageError(message)
-    if verb == "add":
-        # The specs as copier stores them (canonical), as add-module does.
-        spec = find_spec(blueprint.context(new_answers), module)
-        added = spec["changes"][-1]["fields"]
-        change["add"] = [field["spec"] for field in added]
-        new_answers = {**answers, "modules": modules}
-
-    old_context = blueprint.context(answers)
     new_context = blueprint.context(new_answers)
+    if verb == "add":
+        # The specs as copier stores them (canonical), as add-module does; the
+        # render is the same either way.
+        added = find_spec(new_context, module)["changes"][-1]["fields"]
+        change["add"] = [field["spec"] for field in added]
+
     plan = Plan(project.root)
-    # Shared files depend on module names, never on fields: only the module is rendered.
+    # Shared files depend on module names, never on fields, and modules that point
+    # at this one take its objects from its factory (tests/factories/<module>.py):
+    # only the module's own files change.
     old_files = blueprint.module_files(old_context, module)
     new_files = blueprint.module_files(new_context, module)
-    # Modules that point at this one take its objects from its factory
-    # (tests/factories/<module>.py): none of their files depends on its fields.
     follow(project, old_files, new_files, plan, skip={blueprint.answers_relpath})
     plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
     return plan

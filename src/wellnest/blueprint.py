@@ -10,6 +10,7 @@ suffix. Importing copier itself would cost more than the whole command.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -130,7 +131,12 @@ class Blueprint:
         if not isinstance(default, str):
             return default
         rendered = self.render_string(default, context)
-        return load_yaml(rendered) if spec.get("type") == "yaml" else rendered
+        if spec.get("type") != "yaml":
+            return rendered
+        try:  # computed answers render JSON (`| tojson`): far faster to read as such
+            return json.loads(rendered)
+        except ValueError:
+            return load_yaml(rendered)
 
     def context(self, answers: Mapping[str, Any]) -> dict[str, Any]:
         """Answers plus every computed value, as copier's render context has them."""

@@ -65,7 +65,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         <= data["memory_mb"]["service worker after load"]
     )
     names = [target["name"] for target in data["targets"]]
-    assert len(names) == 15
+    assert len(names) == 16
     assert "service worker idle peak RSS (MB)" in names
     assert "add-module 10 fields vs none (x)" in names
     assert "bookings list / raw asyncpg (rps)" in names

@@ -444,7 +444,9 @@ def test_a_module_added_again_before_any_commit_keeps_its_id(render: Render) -> 
     assert (project / "migrations/versions/create_people.py").is_file()
 
 
-def test_remove_module_refuses_while_its_migration_is_applied(render: Render) -> None:
+def test_a_module_applied_to_the_database_is_removed_by_a_migration(render: Render) -> None:
+    """Deleting a migration a database has applied would strand that database; a
+    migration that drops the table works from any applied state."""
     import sqlite3
 
     project = render(modules=["bookings", "payments"])
@@ -454,23 +456,25 @@ def test_remove_module_refuses_while_its_migration_is_applied(render: Render) ->
         connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.execute("INSERT INTO alembic_version VALUES ('create_payments')")
     connection.close()
-    before = snapshot(project)
 
-    for dry in ([], ["--dry-run"]):
-        code, output = wellnest("remove-module", "payments", *dry, "--project", str(project))
-        assert code == 1
-        assert "`uv run alembic downgrade create_bookings` first" in output
-        assert len(output.strip().splitlines()) == 1
-        assert snapshot(project) == before
-
-    with sqlite3.connect(database) as connection:  # after that downgrade
-        connection.execute("UPDATE alembic_version SET version_num = 'create_bookings'")
-    connection.close()
     code, output = wellnest("remove-module", "payments", "--project", str(project))
+
     assert code == 0, output
+    assert "dropped at the next `alembic upgrade head`" in output
+    versions = project / "migrations/versions"
+    assert (versions / "create_payments.py").is_file()
+    (drop,) = versions.glob("payments_remove_*.py")
+    assert 'down_revision: str | None = "create_payments"' in drop.read_text()
+    assert 'op.drop_table("payments")' in drop.read_text()
+    assert not (project / "app/modules/payments").exists()
+    assert "payments" not in (project / "app/api/v1/router.py").read_text()
+    # The answers keep its history: a copy with them renders this project.
+    modules = yaml.safe_load((project / ".copier-answers.yml").read_text())["modules"]
+    assert modules[1]["removed"] == {"revision": drop.stem, "after": "create_payments"}
+    assert snapshot(project) == snapshot(render(modules=modules))
 
 
-def test_remove_module_warns_first_when_a_server_database_may_have_applied_it(
+def test_a_server_database_may_hold_the_migration_so_it_is_dropped_by_one(
     render: Render,
 ) -> None:
     project = render(modules=["bookings", "payments"], database="postgresql")
@@ -478,9 +482,8 @@ def test_remove_module_warns_first_when_a_server_database_may_have_applied_it(
     code, output = wellnest("remove-module", "payments", "--dry-run", "--project", str(project))
 
     assert code == 0, output
-    first = output.strip().splitlines()[0]
-    assert first.startswith("warning: if localhost:5432/")
-    assert "run `uv run alembic downgrade create_bookings` there before this" in first
+    assert "dropped at the next `alembic upgrade head`" in output
+    assert re.search(r"\+\+\+ b/migrations/versions/payments_remove_[0-9a-f]{6}\.py", output)
 
 
 def test_remove_module_refuses_edited_files_unless_forced(render: Render) -> None:
@@ -501,14 +504,35 @@ def test_remove_module_refuses_edited_files_unless_forced(render: Render) -> Non
     assert snapshot(project) == snapshot(render(modules=["bookings"]))
 
 
-def test_remove_module_refuses_when_a_later_migration_builds_on_it(render: Render) -> None:
+def test_a_module_in_the_middle_of_the_chain_is_removed_by_a_migration(
+    render: Render,
+) -> None:
+    project = render(modules=["customers", "payments", "notes"])
+
+    code, output = wellnest("remove-module", "payments", "--project", str(project))
+
+    assert code == 0, output
+    versions = project / "migrations/versions"
+    assert (versions / "create_payments.py").is_file()  # create_notes builds on it
+    (drop,) = versions.glob("payments_remove_*.py")
+    assert 'down_revision: str | None = "create_notes"' in drop.read_text()
+    # Added again, with other fields: a new id, after the drop.
+    code, output = add(project, "payments", "label:str=40")
+    assert code == 0, output
+    (created,) = versions.glob("create_payments_*.py")
+    assert f'down_revision: str | None = "{drop.stem}"' in created.read_text()
+    modules = yaml.safe_load((project / ".copier-answers.yml").read_text())["modules"]
+    assert snapshot(project) == snapshot(render(modules=modules))
+
+
+def test_the_booking_domain_is_not_dropped_by_a_migration(render: Render) -> None:
     project = render(modules=["bookings", "payments"])
     before = snapshot(project)
 
     code, output = wellnest("remove-module", "bookings", "--project", str(project))
 
     assert code == 1
-    assert "create_payments" in output
+    assert "booking domain" in output
     assert snapshot(project) == before
 
 

@@ -18,7 +18,7 @@ from wellnest.blueprint import Blueprint
 from wellnest.changes import Plan
 from wellnest.errors import UsageError, WellnestError
 from wellnest.operations import answers_change, find_spec, follow, single_head
-from wellnest.project import Project, module_name
+from wellnest.project import Project, is_removed, module_name
 
 
 def plan_add_field(
@@ -73,7 +73,7 @@ def _plan(
     change = {**change, "revision": _fresh_revision(module, verb), "after": head}
     modules = []
     for entry in project.modules:
-        if module_name(entry) == module:
+        if module_name(entry) == module and not is_removed(entry):
             entry = {"name": entry} if isinstance(entry, str) else dict(entry)
             entry["changes"] = [*(entry.get("changes") or []), change]
         modules.append(entry)

@@ -12,7 +12,7 @@ from wellnest import merging, migrations, naming, registry
 from wellnest.blueprint import SUFFIX, Blueprint
 from wellnest.changes import Plan, ensure_absent, recover
 from wellnest.errors import UsageError, WellnestError
-from wellnest.project import Project, module_name
+from wellnest.project import Project, is_removed, module_name
 
 
 def module_entry(
@@ -53,7 +53,7 @@ def module_entry(
 def check_name(blueprint: Blueprint, answers: dict[str, Any], entry: Any) -> None:
     """copier.yml's validator, plus the checks only a project on disk can make."""
     name = module_name(entry)
-    existing = [module_name(item) for item in answers["modules"]]
+    existing = [module_name(item) for item in answers["modules"] if not is_removed(item)]
     if name in existing:
         raise WellnestError(f"module '{name}' already exists in this project")
     message = blueprint.validate("modules", {**answers, "modules": [*answers["modules"], entry]})
@@ -194,13 +194,20 @@ def plan_add(
     old_context = blueprint.context(answers)
     new_context = blueprint.context({**answers, "modules": modules})
     spec = find_spec(new_context, name)
-    if spec["revision"] in {rev.revision for rev in revisions}:
-        raise WellnestError(f"an Alembic revision named {spec['revision']} already exists")
-    if migrations.committed_before(project.root, spec["revision"]):
-        # A database may hold it (a teammate's, production): `alembic upgrade
-        # head` would then skip the new module's table. A new id, pinned.
-        entry = {**(entry if isinstance(entry, dict) else {"name": name})}
-        entry["revision"] = migrations.fresh_revision(name)
+    pinned = {}
+    if spec["revision"] in {rev.revision for rev in revisions} or migrations.committed_before(
+        project.root, spec["revision"]
+    ):
+        # The id is taken (a removed module's history keeps it) or a database may
+        # hold it (a teammate's, production): `alembic upgrade head` would then
+        # skip the new module's table. A new id, pinned.
+        pinned["revision"] = migrations.fresh_revision(name)
+    if spec["down_revision"] != heads[0]:
+        # Chained after the newest migration, wherever that is: recorded, so a
+        # copy with the answers renders the same chain.
+        pinned["after"] = heads[0]
+    if pinned:
+        entry = {**(entry if isinstance(entry, dict) else {"name": name}), **pinned}
         modules = [*project.modules, entry]
         new_context = blueprint.context({**answers, "modules": modules})
         spec = find_spec(new_context, name)
@@ -214,7 +221,7 @@ def plan_add(
             f"'{name}' looks singular; modules are named in the plural "
             f"(did you mean '{plural}'?), and its routes will be /{spec['route']}"
         )
-    plan.create = blueprint.module_files(new_context, name, overrides={"down_revision": heads[0]})
+    plan.create = blueprint.module_files(new_context, name)
     ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, old_context, new_context, spec, True)
     _knock_on(blueprint, project, old_context, new_context, name, plan)
@@ -223,54 +230,34 @@ def plan_add(
 
 
 def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) -> Plan:
+    """Remove a module: its files, registry lines and answers entry. Its migrations
+    leave the history only if no database can hold them (never committed, not
+    applied to the development database, nothing built on them); otherwise they
+    stay, and a new migration drops the table, so `alembic upgrade head` works
+    from any applied state."""
     answers = project.answers
     if name not in project.module_names:
         raise WellnestError(f"module '{name}' is not in this project's modules")
-    remaining = [e for e in project.modules if module_name(e) != name]
     context = blueprint.context(answers)
     spec = find_spec(context, name)
     if spec["referenced_by"]:
         users = ", ".join(f"{ref['module']}.{ref['column']}" for ref in spec["referenced_by"])
-        raise WellnestError(f"module '{name}' is referenced by {users}; remove those first")
+        first = spec["referenced_by"][0]
+        field = first["column"].removesuffix("_id")
+        msg = (
+            f"module '{name}' is referenced by {users}; remove those first "
+            f"(wellnest remove-field {first['module']} {field})"
+        )
+        raise WellnestError(msg)
 
-    revisions = migrations.read_revisions(project.root)
-    own = next((rev for rev in revisions if rev.revision == spec["revision"]), None)
-    overrides = {"down_revision": own.down_revisions[0]} if own and own.down_revisions else None
-    plan = Plan(project.root)
-    if own is not None:
-        blocking = migrations.dependents(revisions, own.revision)
-        if blocking:
-            msg = (
-                f"migration {own.revision} of '{name}' is built on by "
-                f"{', '.join(blocking)}; remove or rebase those first"
-            )
-            raise WellnestError(msg)
-        # Once the file is gone, a database stamped with it cannot be migrated at all.
-        down = own.down_revisions[0] if own.down_revisions else "base"
-        command = f"uv run alembic downgrade {down}"
-        applied, where = migrations.applied(project.root)
-        if applied is not None and own.revision in applied:
-            msg = (
-                f"migration {own.revision} of '{name}' is applied to {where}; run "
-                f"`{command}` first, or Alembic will not find it once its file is gone"
-            )
-            raise WellnestError(msg)
-        if applied is None:
-            plan.warnings.append(
-                f"if {where} (or any other database) has applied {own.revision}, run "
-                f"`{command}` there before this; afterwards Alembic cannot find it"
-            )
-
-    expected = blueprint.module_files(context, name, overrides=overrides)
-    modified = []
-    for relpath, content in expected.items():
-        path = project.root / relpath
-        if not path.exists():
-            continue
-        current = path.read_bytes()
-        if current != content:
-            modified.append(relpath)
-        plan.delete[relpath] = current
+    files = blueprint.module_files(context, name)
+    versions = f"{migrations.VERSIONS_DIR}/"
+    code = {path: data for path, data in files.items() if not path.startswith(versions)}
+    modified = [
+        relpath
+        for relpath, content in code.items()
+        if project.exists(relpath) and (project.root / relpath).read_bytes() != content
+    ]
     if modified and not force:
         msg = (
             f"{len(modified)} file(s) of '{name}' changed since they were rendered "
@@ -278,11 +265,67 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
         )
         raise WellnestError(msg)
 
+    revisions = migrations.read_revisions(project.root)
+    own = {spec["revision"], *(change["revision"] for change in spec["changes"])}
+    present = [rev for rev in revisions if rev.revision in own]
+    plan = Plan(project.root)
+    if present and _history_kept(project, revisions, present, own):
+        if spec["kind"] == "booking":
+            msg = (
+                "the booking domain's table can be dropped by a migration only once it is "
+                "a module of fields; run `uv run alembic downgrade` past create_bookings, "
+                "remove the migration from git, and retry"
+            )
+            raise WellnestError(msg)
+        drop = migrations.fresh_revision(f"{name}_remove", prefix="")
+        entries = [
+            {**entry, "removed": {"revision": drop, "after": single_head(project, revisions)}}
+            if module_name(entry) == name and not is_removed(entry)
+            else entry
+            for entry in project.modules
+        ]
+        remaining = entries
+        tombstone: str | None = f"{name}@{drop}"
+        plan.warnings.append(
+            f"its table and every row in it are dropped at the next `alembic upgrade head` "
+            f"({migrations.VERSIONS_DIR}/{drop}.py; its downgrade recreates the table, empty)"
+        )
+    else:
+        remaining = [
+            e for e in project.modules if not (module_name(e) == name and not is_removed(e))
+        ]
+        code = files  # nothing can hold its migrations: they go too
+        tombstone = None
     new_context = blueprint.context({**answers, "modules": remaining})
+    for relpath in code:
+        if project.exists(relpath):
+            plan.delete[relpath] = (project.root / relpath).read_bytes()
+    if tombstone is not None:
+        # Its migrations stay as they are; the one that drops the table is new.
+        for relpath, content in blueprint.module_files(new_context, tombstone).items():
+            if relpath not in files:
+                plan.create[relpath] = content
+    ensure_absent(plan)
     plan.modify = _registry_plan(blueprint, project, new_context, context, spec, False)
     _knock_on(blueprint, project, context, new_context, name, plan)
     plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, remaining)
     return plan
+
+
+def _history_kept(
+    project: Project,
+    revisions: list[migrations.Revision],
+    present: list[migrations.Revision],
+    own: set[str],
+) -> bool:
+    """Whether a database may hold one of the module's migrations, or a migration
+    of something else builds on them: then they stay in the history."""
+    if any(migrations.committed_before(project.root, rev.revision) for rev in present):
+        return True
+    applied, _ = migrations.applied(project.root)
+    if applied is None or applied & own:
+        return True  # a server database wellnest cannot read: it may have them
+    return any(set(migrations.dependents(revisions, rev.revision)) - own for rev in present)
 
 
 @dataclass

@@ -21,6 +21,12 @@ def module_name(entry: Any) -> str:
     return str(entry)
 
 
+def is_removed(entry: Any) -> bool:
+    """A removed module stays in `modules` (with `removed`) while its migrations stay
+    in the project's history; it is no longer part of the project."""
+    return isinstance(entry, dict) and "removed" in entry
+
+
 @dataclass
 class Project:
     root: Path
@@ -38,12 +44,14 @@ class Project:
 
     @property
     def modules(self) -> list[Any]:
+        """Every `modules` entry, removed modules included (the answers as stored)."""
         modules: list[Any] = self.answers["modules"]
         return modules
 
     @property
     def module_names(self) -> list[str]:
-        return [module_name(entry) for entry in self.modules]
+        """The modules the project has now."""
+        return [module_name(entry) for entry in self.modules if not is_removed(entry)]
 
     def read(self, relpath: str) -> str:
         return (self.root / relpath).read_text(encoding="utf-8")

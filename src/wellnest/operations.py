@@ -22,6 +22,7 @@ def module_entry(
     fields: Sequence[str] = (),
     earlier: Sequence[Any] = (),
     no_overlap: Sequence[str] = (),
+    pinned: dict[str, str] | None = None,
 ) -> Any:
     """The `modules` entry for a new module: its name, its singular when the
     template's regular rule would get it wrong, and its fields in canonical form.
@@ -31,7 +32,7 @@ def module_entry(
     """
     expected = naming.singular(name)
     context = blueprint.context({**answers, "modules": [name]})
-    entry: dict[str, Any] = {"name": name}
+    entry: dict[str, Any] = {"name": name, **(pinned or {})}
     if context["module_specs"][0]["singular"] != expected:
         entry["singular"] = expected
     if no_overlap and not fields:
@@ -48,6 +49,17 @@ def module_entry(
         # The canonical spec: what `wellnest modules` prints, and what copier stores.
         entry["fields"] = [field["spec"] for field in specs[-1]["fields"]]
     return entry if len(entry) > 1 else name
+
+
+def _recorded_revisions(context: dict[str, Any]) -> set[str]:
+    """Every migration id the answers give a module, removed ones included."""
+    found = set()
+    for record in context["module_records"]:
+        found.add(record["revision"])
+        found.update(change["revision"] for change in record["changes"])
+        if record["gone"]:
+            found.add(record["removed"]["revision"])
+    return found
 
 
 def check_name(blueprint: Blueprint, answers: dict[str, Any], entry: Any) -> None:
@@ -179,35 +191,42 @@ def plan_add(
     no_overlap: Sequence[str] = (),
 ) -> Plan:
     answers = project.answers
-    check_name(blueprint, answers, name)  # the name first: fields are read against it
-    entry = module_entry(
-        blueprint, answers, name, fields, earlier=project.modules, no_overlap=no_overlap
-    )
-    check_name(blueprint, answers, entry)
-    if project.exists(f"app/modules/{name}"):
-        raise WellnestError(f"app/modules/{name} already exists but is not a registered module")
-
     revisions = migrations.read_revisions(project.root)
-    heads = [single_head(project, revisions)]
-
-    modules = [*project.modules, entry]
-    old_context = blueprint.context(answers)
-    new_context = blueprint.context({**answers, "modules": modules})
-    spec = find_spec(new_context, name)
     pinned = {}
-    if spec["revision"] in {rev.revision for rev in revisions} or migrations.committed_before(
-        project.root, spec["revision"]
+    default = f"create_{name}"
+    if (
+        default in {rev.revision for rev in revisions}
+        or default in _recorded_revisions(blueprint.context(answers))
+        or migrations.committed_before(project.root, default)
     ):
         # The id is taken (a removed module's history keeps it) or a database may
         # hold it (a teammate's, production): `alembic upgrade head` would then
         # skip the new module's table. A new id, pinned.
         pinned["revision"] = migrations.fresh_revision(name)
+    first = {"name": name, **pinned} if pinned else name
+    check_name(blueprint, answers, first)  # the name first: fields are read against it
+    entry = module_entry(
+        blueprint,
+        answers,
+        name,
+        fields,
+        earlier=project.modules,
+        no_overlap=no_overlap,
+        pinned=pinned,
+    )
+    check_name(blueprint, answers, entry)
+    if project.exists(f"app/modules/{name}"):
+        raise WellnestError(f"app/modules/{name} already exists but is not a registered module")
+
+    heads = [single_head(project, revisions)]
+    modules = [*project.modules, entry]
+    old_context = blueprint.context(answers)
+    new_context = blueprint.context({**answers, "modules": modules})
+    spec = find_spec(new_context, name)
     if spec["down_revision"] != heads[0]:
         # Chained after the newest migration, wherever that is: recorded, so a
         # copy with the answers renders the same chain.
-        pinned["after"] = heads[0]
-    if pinned:
-        entry = {**(entry if isinstance(entry, dict) else {"name": name}), **pinned}
+        entry = {**(entry if isinstance(entry, dict) else {"name": name}), "after": heads[0]}
         modules = [*project.modules, entry]
         new_context = blueprint.context({**answers, "modules": modules})
         spec = find_spec(new_context, name)
@@ -278,13 +297,13 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
             )
             raise WellnestError(msg)
         drop = migrations.fresh_revision(f"{name}_remove", prefix="")
-        entries = [
-            {**entry, "removed": {"revision": drop, "after": single_head(project, revisions)}}
+        removed = {"revision": drop, "after": single_head(project, revisions)}
+        remaining = [
+            {**(entry if isinstance(entry, dict) else {"name": entry}), "removed": removed}
             if module_name(entry) == name and not is_removed(entry)
             else entry
             for entry in project.modules
         ]
-        remaining = entries
         tombstone: str | None = f"{name}@{drop}"
         plan.warnings.append(
             f"its table and every row in it are dropped at the next `alembic upgrade head` "

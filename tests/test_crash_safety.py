@@ -1,4 +1,4 @@
-"""add-module and remove-module killed at every write step: the next wellnest
+"""add-module, remove-module and the field changes killed at every write step: the next wellnest
 command rolls the change back, and the command then works as if never started."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import Render, snapshot
@@ -92,3 +93,17 @@ def test_an_unreadable_journal_is_refused_in_one_line(render: Render) -> None:
     assert JOURNAL in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (project / "app/modules/payments").exists()
+
+
+def test_a_killed_field_change_is_rolled_back(render: Render) -> None:
+    project = render(modules=[{"name": "tags", "fields": ["label:str=40"]}])
+    for args in (
+        ("add-field", "tags", "color:str=20:opt"),
+        ("rename-field", "tags", "label", "title"),
+        ("remove-field", "tags", "color"),
+    ):
+        steps = kill_everywhere(project, *args)
+        assert steps > 3, args  # the answers, the migration and the module's files
+
+    modules = yaml.safe_load((project / ".copier-answers.yml").read_text())["modules"]
+    assert snapshot(project) == snapshot(render(modules=modules))

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -82,6 +84,62 @@ def _wellnest(project: Path, *args: str) -> str:
     return result.output
 
 
+@dataclass
+class Service:
+    """A committed render with a database of its own, and its tools."""
+
+    project: Path
+    venv: Path
+    env: dict[str, str]
+
+    @classmethod
+    def make(
+        cls,
+        venv: Path,
+        template: Path,
+        tmp_path: Path,
+        database: str,
+        modules: list[Any],
+        server_database: Callable[[str], str],
+    ) -> Service:
+        project = copy_project(template, tmp_path / "svc", database=database, modules=modules)
+        git(project, "init", "-q", "-b", "main")
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "generated")
+        url = (
+            f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+            if database == "sqlite"
+            else server_database(database)
+        )
+        return cls(project, venv, {"DATABASE_URL": url, "ENVIRONMENT": "test"})
+
+    def run(self, *args: str) -> str:
+        result = run_in(self.venv, self.project, *args, env=self.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    def python(self, code: str, *args: str) -> Any:
+        """Run code in the project's environment; its last line of output, as JSON."""
+        result = run_in(self.venv, self.project, "python", "-c", code, *args, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def migrate(self) -> None:
+        self.run("alembic", "upgrade", "head")
+        assert "No new upgrade operations detected" in self.run("alembic", "check")
+
+    def fresh_copy_equals(self, template: Path, tmp_path: Path, database: str) -> bool:
+        """The answers are the whole truth: a fresh copy with them is this project."""
+        answers = yaml.safe_load((self.project / ".copier-answers.yml").read_text())
+        fresh = copy_project(
+            template, tmp_path / "fresh", database=database, modules=answers["modules"]
+        )
+        ours, theirs = snapshot(self.project), snapshot(fresh)
+        ours.pop(".copier-answers.yml")
+        theirs.pop(".copier-answers.yml")
+        return ours == theirs
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql", "mysql"])
 def test_fields_change_under_rows_that_keep_their_data(
     project_venv: Path,
@@ -90,31 +148,12 @@ def test_fields_change_under_rows_that_keep_their_data(
     server_database: Callable[[str], str],
     database: str,
 ) -> None:
-    project = copy_project(template_repo, tmp_path / "svc", database=database, modules=MODULES)
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-        if database == "sqlite"
-        else server_database(database)
-    )
-    env = {"DATABASE_URL": url, "ENVIRONMENT": "test"}
-
-    def run(*args: str) -> str:
-        result = run_in(project_venv, project, *args, env=env)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout + result.stderr
+    svc = Service.make(project_venv, template_repo, tmp_path, database, MODULES, server_database)
+    project, run, migrate = svc.project, svc.run, svc.migrate
 
     def script(step: str, body: str = "") -> dict[str, object]:
-        result = run_in(project_venv, project, "python", "-c", SCRIPT, step, body, env=env)
-        assert result.returncode == 0, result.stderr
-        out: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+        out: dict[str, object] = svc.python(SCRIPT, step, body)
         return out
-
-    def migrate() -> None:
-        run("alembic", "upgrade", "head")
-        assert "No new upgrade operations detected" in run("alembic", "check")
 
     def step(*args: str) -> None:
         _wellnest(project, *args)
@@ -182,18 +221,7 @@ def test_fields_change_under_rows_that_keep_their_data(
 
     if database != "sqlite":
         return
-    # The answers are the whole truth: a fresh copy with them is this project.
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    entry = answers["modules"][1]
-    verbs = [next(k for k in ("add", "rename", "remove") if k in c) for c in entry["changes"]]
-    assert verbs == ["add", "rename", "remove"]
-    fresh = copy_project(
-        template_repo, tmp_path / "fresh", database=database, modules=answers["modules"]
-    )
-    ours, theirs = snapshot(project), snapshot(fresh)
-    ours.pop(".copier-answers.yml")
-    theirs.pop(".copier-answers.yml")
-    assert ours == theirs
+    assert svc.fresh_copy_equals(template_repo, tmp_path, database)
     run("ruff", "format", "--check", ".")
     run("ruff", "check", ".")
     run("mypy", "app")
@@ -224,27 +252,11 @@ def test_a_module_removed_from_the_middle_and_added_again(
     head` and `alembic check` succeed, the later module's rows are untouched; added
     again with other fields, the table matches them (never a silently old schema)."""
     modules = ["customers", {"name": "notes", "fields": ["body:text"]}, "invoices"]
-    project = copy_project(template_repo, tmp_path / "svc", database=database, modules=modules)
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-        if database == "sqlite"
-        else server_database(database)
-    )
-    env = {"DATABASE_URL": url, "ENVIRONMENT": "test"}
-
-    def run(*args: str) -> str:
-        result = run_in(project_venv, project, *args, env=env)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout + result.stderr
+    svc = Service.make(project_venv, template_repo, tmp_path, database, modules, server_database)
+    project, run = svc.project, svc.run
 
     def rows(path: str) -> list[dict[str, object]]:
-        code = LIST.replace("PATH", path)
-        result = run_in(project_venv, project, "python", "-c", code, env=env)
-        assert result.returncode == 0, result.stderr
-        found: list[dict[str, object]] = json.loads(result.stdout.splitlines()[-1])
+        found: list[dict[str, object]] = svc.python(LIST.replace("PATH", path))
         return found
 
     run("alembic", "upgrade", "head")
@@ -254,13 +266,11 @@ def test_a_module_removed_from_the_middle_and_added_again(
     _wellnest(project, "remove-module", "notes")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "remove notes")
-    run("alembic", "upgrade", "head")
-    assert "No new upgrade operations detected" in run("alembic", "check")
+    svc.migrate()
     assert rows("/api/v1/invoices") == seeded
 
     _wellnest(project, "add-module", "notes", "title:str=80", "done:bool:default=false")
-    run("alembic", "upgrade", "head")
-    assert "No new upgrade operations detected" in run("alembic", "check")
+    svc.migrate()
     made = rows("/api/v1/notes?seed=1")
     assert [(row["title"], row["done"]) for row in made] == [("kept", False)]
     assert rows("/api/v1/invoices") == seeded
@@ -269,14 +279,7 @@ def test_a_module_removed_from_the_middle_and_added_again(
     run("alembic", "upgrade", "head")
 
     if database == "sqlite":
-        answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-        fresh = copy_project(
-            template_repo, tmp_path / "fresh", database=database, modules=answers["modules"]
-        )
-        ours, theirs = snapshot(project), snapshot(fresh)
-        ours.pop(".copier-answers.yml")
-        theirs.pop(".copier-answers.yml")
-        assert ours == theirs
+        assert svc.fresh_copy_equals(template_repo, tmp_path, database)
 
 
 # Lists PATH as the owner (registered on first use); with ?seed=1 it first creates

@@ -17,7 +17,8 @@ from wellnest import migrations
 from wellnest.blueprint import Blueprint
 from wellnest.changes import Plan
 from wellnest.errors import UsageError, WellnestError
-from wellnest.operations import answers_change, find_spec, follow, single_head
+from wellnest.merging import follow
+from wellnest.operations import answers_change, find_spec, single_head
 from wellnest.project import Project, is_removed, module_name
 
 
@@ -94,7 +95,7 @@ def _plan(
     # only the module's own files change.
     old_files = blueprint.module_files(old_context, module)
     new_files = blueprint.module_files(new_context, module)
-    follow(project, old_files, new_files, plan, skip={blueprint.answers_relpath})
+    follow(project.root, old_files, new_files, plan, skip={blueprint.answers_relpath})
     plan.modify[blueprint.answers_relpath] = answers_change(blueprint, project, modules)
     return plan
 

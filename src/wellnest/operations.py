@@ -119,42 +119,7 @@ def _knock_on(
             old_files.update(blueprint.module_files(old_context, other))
             new_files.update(blueprint.module_files(new_context, other))
     skip = {*registry.REGISTRY_FILES, *plan.create, *plan.delete, *plan.modify}
-    follow(project, old_files, new_files, plan, skip)
-
-
-def follow(
-    project: Project,
-    old_files: dict[str, bytes],
-    new_files: dict[str, bytes],
-    plan: Plan,
-    skip: set[str] | frozenset[str] = frozenset(),
-) -> None:
-    """Bring rendered files from the old answers' render to the new one, as `copier
-    update` would: an unedited file is replaced, an edited one merged three-way
-    (a conflict leaves markers and is reported), a file no longer rendered is
-    deleted unless it was edited."""
-    for relpath in sorted({*old_files, *new_files} - set(skip)):
-        old, new = old_files.get(relpath), new_files.get(relpath)
-        if old == new:
-            continue
-        path = project.root / relpath
-        current = path.read_bytes() if path.is_file() else None
-        if current == new:
-            continue
-        if new is None:
-            if current == old:
-                plan.delete[relpath] = old or b""
-            elif current is not None:
-                plan.warnings.append(f"{relpath} is no longer generated; kept, as it was edited")
-        elif current is None:
-            plan.create[relpath] = new
-        elif old is None:
-            raise WellnestError(f"{relpath} already exists; refusing to overwrite it")
-        else:
-            merged = merging.merge(current, old, new)
-            plan.modify[relpath] = (current, merged.content)
-            if merged.conflicted:
-                plan.conflicts.append(relpath)
+    merging.follow(project.root, old_files, new_files, plan, skip)
 
 
 def answers_change(

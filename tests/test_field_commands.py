@@ -5,6 +5,7 @@ refused with one line and nothing written."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import Render, git, snapshot
+from tests.conftest import Render, copy_project, git, snapshot
 from wellnest.cli import app
 
 MODULES = [
@@ -31,12 +32,19 @@ def wellnest(project: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def committed(render: Render) -> Path:
-    project = render(modules=MODULES)
+@pytest.fixture(scope="module")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One committed render of MODULES; each test changes a copy of it."""
+    project = copy_project(template_repo, tmp_path_factory.mktemp("base") / "svc", modules=MODULES)
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "generated")
     return project
+
+
+@pytest.fixture
+def committed(rendered: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(rendered, tmp_path / "svc", symlinks=True))
 
 
 def answers(project: Path) -> dict[str, object]:
@@ -44,8 +52,8 @@ def answers(project: Path) -> dict[str, object]:
     return loaded
 
 
-def test_changes_match_a_fresh_copy_of_the_answers(render: Render) -> None:
-    project = committed(render)
+def test_changes_match_a_fresh_copy_of_the_answers(render: Render, committed: Path) -> None:
+    project = committed
     before = snapshot(project)
     steps = [
         ("add-field", "invoices", "due_on:date:opt", "total:decimal=10,2:default=0"),
@@ -76,9 +84,9 @@ def test_changes_match_a_fresh_copy_of_the_answers(render: Render) -> None:
 
 
 def test_a_field_added_removed_and_added_again_gets_a_new_migration_each_time(
-    render: Render,
+    committed: Path,
 ) -> None:
-    project = committed(render)
+    project = committed
     for step in (
         ("add-field", "customers", "phone:str=30:opt"),
         ("remove-field", "customers", "phone"),
@@ -97,8 +105,8 @@ def test_a_field_added_removed_and_added_again_gets_a_new_migration_each_time(
         assert (project / f"migrations/versions/{revision}.py").is_file()
 
 
-def test_a_hand_edit_survives_a_change(render: Render) -> None:
-    project = committed(render)
+def test_a_hand_edit_survives_a_change(committed: Path) -> None:
+    project = committed
     service = project / "app/modules/invoices/service.py"
     edited = service.read_text() + "\n\ndef our_helper() -> int:\n    return 42\n"
     service.write_text(edited)
@@ -113,8 +121,8 @@ def test_a_hand_edit_survives_a_change(render: Render) -> None:
     assert "conflict" not in output
 
 
-def test_an_edit_on_the_lines_a_change_needs_is_a_conflict(render: Render) -> None:
-    project = committed(render)
+def test_an_edit_on_the_lines_a_change_needs_is_a_conflict(committed: Path) -> None:
+    project = committed
     schemas = project / "app/modules/invoices/schemas.py"
     text = schemas.read_text()
     line = next(line for line in text.splitlines() if line.strip().startswith("code:"))
@@ -134,8 +142,8 @@ def test_an_edit_on_the_lines_a_change_needs_is_a_conflict(render: Render) -> No
     assert modules[1]["changes"][0]["rename"] == "code"
 
 
-def test_dry_run_shows_the_migration_and_writes_nothing(render: Render) -> None:
-    project = committed(render)
+def test_dry_run_shows_the_migration_and_writes_nothing(committed: Path) -> None:
+    project = committed
     before = snapshot(project)
 
     code, output = wellnest(project, "add-field", "invoices", "note:text:opt", "--dry-run")
@@ -165,9 +173,9 @@ def test_dry_run_shows_the_migration_and_writes_nothing(render: Render) -> None:
     ],
 )
 def test_bad_changes_are_refused_with_one_line_and_nothing_written(
-    render: Render, args: tuple[str, ...], message: str | None
+    args: tuple[str, ...], message: str | None, committed: Path
 ) -> None:
-    project = committed(render)
+    project = committed
     before = snapshot(project)
 
     code, output = wellnest(project, *args)
@@ -195,10 +203,10 @@ def test_the_booking_domain_has_fixed_fields(render: Render) -> None:
     assert "fields are fixed" in output
 
 
-def test_the_changed_project_passes_ruff(render: Render) -> None:
+def test_the_changed_project_passes_ruff(committed: Path) -> None:
     """The cheap half of the toolchain, for a change of every kind (the slow test
     runs mypy and the generated suite)."""
-    project = committed(render)
+    project = committed
     for step in (
         ("add-field", "invoices", "kind:enum=a,b:default=a", "ref2:ref=customers:opt"),
         ("rename-field", "invoices", "ref2", "second_customer"),

@@ -85,7 +85,7 @@ def _plan(
     new_context = blueprint.context(new_answers)
     if verb == "add":
         # The specs as copier stores them (canonical), as add-module does; the
-        # render is the same either way.
+        # render is the same either way. (The entry in `modules` holds this dict.)
         added = find_spec(new_context, module)["changes"][-1]["fields"]
         change["add"] = [field["spec"] for field in added]
 

@@ -233,5 +233,6 @@ def committed_before(root: Path, revision: str) -> bool:
 
 
 def fresh_revision(name: str, prefix: str = "create_") -> str:
-    """`create_<name>_<6 hex>`, within Alembic's 32-character version column."""
-    return f"{prefix}{name}"[:25] + "_" + secrets.token_hex(3)
+    """`create_<name>_<6 hex>` (or another prefix), within Alembic's 32-character
+    version column: the name is cut short when it must be."""
+    return f"{prefix}{name}"[:25].rstrip("_") + "_" + secrets.token_hex(3)

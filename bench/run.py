@@ -142,6 +142,17 @@ class Bench:
 
     # ---- 1. generator ---------------------------------------------------------------
 
+    def _copies(self, base: Path, prefix: str) -> Callable[[int], dict[str, Any]]:
+        """A `prepare` for timed(): a fresh copy of `base` to run each time in."""
+
+        def prepare(index: int) -> dict[str, Any]:
+            target = self.work / f"{prefix}-{index}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(base, target)
+            return {"cwd": target}
+
+        return prepare
+
     def generator(self, bin_dir: Path) -> None:
         wellnest, copier = str(bin_dir / "wellnest"), str(bin_dir / "copier")
         sizes, gen = self.sizes, {}
@@ -168,26 +179,17 @@ class Bench:
                 ]
             )
 
-            def prepare(index: int, base: Path = base, count: int = count) -> dict[str, Any]:
-                target = self.work / f"add{count}-{index}"
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(base, target)
-                return {"cwd": target}
-
             gen[f"add-module into {count} modules"] = timed(
-                [wellnest, "add-module", "zebras"], sizes.runs, prepare=prepare
+                [wellnest, "add-module", "zebras"],
+                sizes.runs,
+                prepare=self._copies(base, f"add{count}"),
             )
         first = self.work / f"base{sizes.module_counts[0]}"
-
-        def prepare_fields(index: int) -> dict[str, Any]:
-            target = self.work / f"fields-{index}"
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(first, target)
-            return {"cwd": target}
-
         # Not prefixed "add-module": the growth target reads those keys as module counts.
         gen["ten fields: add-module"] = timed(
-            [wellnest, "add-module", "zebras", *TEN_FIELDS], sizes.runs, prepare=prepare_fields
+            [wellnest, "add-module", "zebras", *TEN_FIELDS],
+            sizes.runs,
+            prepare=self._copies(first, "fields"),
         )
         # add-field into a project of 20 modules, each with ten fields.
         base = self.work / "base-fields20"
@@ -200,16 +202,10 @@ class Bench:
             ]
         )
 
-        def prepare_change(index: int) -> dict[str, Any]:
-            target = self.work / f"change-{index}"
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(base, target)
-            return {"cwd": target}
-
         gen["add-field into 20 modules"] = timed(
             [wellnest, "add-field", "items_10", "due_on:date:opt"],
             sizes.runs,
-            prepare=prepare_change,
+            prepare=self._copies(base, "change"),
         )
         self.results["generator_seconds"] = gen
 

@@ -231,3 +231,35 @@ def server_database() -> Iterator[Callable[[str], str]]:
             admin_sql(database, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         else:
             admin_sql(database, f"DROP DATABASE IF EXISTS {name}")
+
+
+# The head of a script run in a generated project's environment, driving its app
+# in-process over ASGI: settings for a quick test run, the app, and one account.
+IN_PROCESS = r"""
+import asyncio, json, os, sys
+
+import httpx
+
+os.environ.update(
+    REDIS_URL="", SMTP_HOST="", PASSWORD_HASH_TIME_COST="1", PASSWORD_HASH_MEMORY_KIB="8192",
+    LOGIN_RATE_LIMIT="10000/minute", REGISTER_RATE_LIMIT="10000/minute",
+    SECRET_KEY="in-process-" + "0" * 40,
+)
+from app.main import app  # noqa: E402
+
+ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
+
+
+def client():
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def signed_in(client, register):
+    # The account's auth header; `register` makes the account first.
+    if register:
+        await client.post("/api/v1/auth/register", json=ACCOUNT)
+    login = {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}
+    token = (await client.post("/api/v1/auth/login", data=login)).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+"""

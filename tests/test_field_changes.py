@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import copy_project, git, run_in, snapshot
+from tests.conftest import IN_PROCESS, copy_project, git, run_in, snapshot
 from wellnest.cli import app
 
 pytestmark = pytest.mark.slow
@@ -29,46 +29,30 @@ MODULES = [
 ]
 
 # Runs in the project's environment, in-process over ASGI.
-SCRIPT = r"""
-import asyncio, json, os, sys
-
-import httpx
-
-os.environ.update(
-    REDIS_URL="", SMTP_HOST="", PASSWORD_HASH_TIME_COST="1", PASSWORD_HASH_MEMORY_KIB="8192",
-    LOGIN_RATE_LIMIT="10000/minute", REGISTER_RATE_LIMIT="10000/minute",
-    SECRET_KEY="changes-" + "0" * 40,
-)
-from app.main import app  # noqa: E402
-
-ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
-
+SCRIPT = (
+    IN_PROCESS
+    + r"""
 
 async def main(steps):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        if "seed" in steps:
-            await client.post("/api/v1/auth/register", json=ACCOUNT)
-        login = {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}
-        token = (await client.post("/api/v1/auth/login", data=login)).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+    async with client() as http:
+        auth = await signed_in(http, "seed" in steps)
         out = {}
         for step, body in zip(steps[::2], steps[1::2]):
             if step == "seed":
-                made = await client.post("/api/v1/customers", json={"name": "Ada"}, headers=auth)
+                made = await http.post("/api/v1/customers", json={"name": "Ada"}, headers=auth)
                 out["customer"] = made.json()["id"]
                 for code, status in (("INV-1", "draft"), ("INV-2", "paid")):
                     body = {"code": code, "customer_id": out["customer"], "status": status}
-                    created = await client.post("/api/v1/invoices", json=body, headers=auth)
+                    created = await http.post("/api/v1/invoices", json=body, headers=auth)
                     assert created.status_code == 201, created.text
             elif step == "create":
-                created = await client.post("/api/v1/invoices", json=json.loads(body), headers=auth)
+                created = await http.post("/api/v1/invoices", json=json.loads(body), headers=auth)
                 out["created"] = [created.status_code, created.json()]
             elif step == "filter":
                 key, value = body.split("=")
-                found = await client.get(f"/api/v1/invoices?{key}={value}", headers=auth)
+                found = await http.get(f"/api/v1/invoices?{key}={value}", headers=auth)
                 out["found"] = [found.status_code, [row["code"] for row in found.json()]]
-        rows = (await client.get("/api/v1/invoices", headers=auth)).json()
+        rows = (await http.get("/api/v1/invoices", headers=auth)).json()
         out["rows"] = [
             {k: v for k, v in row.items() if k not in ("created_at", "updated_at")} for row in rows
         ]
@@ -77,6 +61,7 @@ async def main(steps):
 
 asyncio.run(main(sys.argv[1:]))  # step, body, step, body, ...
 """
+)
 
 
 def _wellnest(project: Path, *args: str) -> str:
@@ -284,34 +269,19 @@ def test_a_module_removed_from_the_middle_and_added_again(
 
 # Lists PATH as the owner (registered on first use); with ?seed=1 it first creates
 # one object there with every field set to "kept" or its default.
-LIST = r"""
-import asyncio, json, os
-
-import httpx
-
-os.environ.update(
-    REDIS_URL="", SMTP_HOST="", PASSWORD_HASH_TIME_COST="1", PASSWORD_HASH_MEMORY_KIB="8192",
-    LOGIN_RATE_LIMIT="10000/minute", REGISTER_RATE_LIMIT="10000/minute",
-    SECRET_KEY="changes-" + "0" * 40,
-)
-from app.main import app  # noqa: E402
-
-ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
-
+LIST = (
+    IN_PROCESS
+    + r"""
 
 async def main():
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        await client.post("/api/v1/auth/register", json=ACCOUNT)
-        login = {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}
-        token = (await client.post("/api/v1/auth/login", data=login)).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+    async with client() as http:
+        auth = await signed_in(http, True)  # a second registration is refused: fine
         path, _, seed = "PATH".partition("?seed=")
         if seed:
             body = {"title": "kept"} if path.endswith("notes") else {"name": "kept"}
-            made = await client.post(path, json=body, headers=auth)
+            made = await http.post(path, json=body, headers=auth)
             assert made.status_code == 201, made.text
-        rows = (await client.get(path, headers=auth)).json()
+        rows = (await http.get(path, headers=auth)).json()
         print(json.dumps([
             {k: v for k, v in row.items() if k not in ("created_at", "updated_at")}
             for row in rows
@@ -320,3 +290,4 @@ async def main():
 
 asyncio.run(main())
 """
+)

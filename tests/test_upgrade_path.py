@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_project, git, run_in, snapshot, update_project
+from tests.conftest import IN_PROCESS, REPO, copy_project, git, run_in, snapshot, update_project
 
 pytestmark = pytest.mark.slow
 
@@ -30,40 +30,24 @@ MODULES = [
 
 # Runs in the project's environment, in-process over ASGI: "seed" writes rows
 # through the API, "check" reads them back and exercises the new behaviour.
-SCRIPT = r"""
-import asyncio, json, os, sys
-
-import httpx
-
-os.environ.update(
-    REDIS_URL="", SMTP_HOST="", PASSWORD_HASH_TIME_COST="1", PASSWORD_HASH_MEMORY_KIB="8192",
-    LOGIN_RATE_LIMIT="10000/minute", REGISTER_RATE_LIMIT="10000/minute",
-    SECRET_KEY="upgrade-" + "0" * 40,
-)
-from app.main import app  # noqa: E402
-
-ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
-
+SCRIPT = (
+    IN_PROCESS
+    + r"""
 
 async def main(step):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with client() as http:
+        auth = await signed_in(http, step == "seed")
         if step == "seed":
-            await client.post("/api/v1/auth/register", json=ACCOUNT)
-        login = {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}
-        token = (await client.post("/api/v1/auth/login", data=login)).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        if step == "seed":
-            method = await client.post(
+            method = await http.post(
                 "/api/v1/payment-methods", json={"name": "card"}, headers=auth
             )
             body = {"code": "INV-1", "method_id": method.json()["id"]}
-            created = await client.post("/api/v1/invoices", json=body, headers=auth)
+            created = await http.post("/api/v1/invoices", json=body, headers=auth)
             print(json.dumps([method.status_code, created.status_code]))
             return
-        methods = (await client.get("/api/v1/payment-methods", headers=auth)).json()
-        invoices = (await client.get("/api/v1/invoices", headers=auth)).json()
-        refused = await client.delete(
+        methods = (await http.get("/api/v1/payment-methods", headers=auth)).json()
+        invoices = (await http.get("/api/v1/invoices", headers=auth)).json()
+        refused = await http.delete(
             f"/api/v1/payment-methods/{methods[0]['id']}", headers=auth
         )
         print(json.dumps({
@@ -75,6 +59,7 @@ async def main(step):
 
 asyncio.run(main(sys.argv[1]))
 """
+)
 
 
 def _two_versions(dest: Path) -> Path:

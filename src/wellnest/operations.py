@@ -346,9 +346,9 @@ class ModuleStatus:
 BUILT_IN = frozenset({"auth", "users"})
 
 
-def module_statuses(project: Project, blueprint: Blueprint | None = None) -> list[ModuleStatus]:
-    """Every module the answers, the folders or the registries know of. With the
-    blueprint, each generated module's fields as they are now (changes replayed)."""
+def module_statuses(project: Project, blueprint: Blueprint) -> list[ModuleStatus]:
+    """Every module the answers, the folders or the registries know of, each
+    generated one with its fields as they are now (changes replayed)."""
     modules_dir = project.root / "app" / "modules"
     folders = (
         {
@@ -363,17 +363,10 @@ def module_statuses(project: Project, blueprint: Blueprint | None = None) -> lis
     router = _safe_read(project, "app/api/v1/router.py")
     registered = {*_BASE_IMPORT.findall(base), *_ROUTER_INCLUDE.findall(router)} - BUILT_IN
     names = list(dict.fromkeys([*project.module_names, *sorted(folders | registered)]))
-    if blueprint is not None:
-        fields = {
-            spec["name"]: [str(field["spec"]) for field in spec["fields"]]
-            for spec in blueprint.context(project.answers)["module_specs"]
-        }
-    else:
-        fields = {
-            module_name(entry): [str(spec) for spec in entry.get("fields") or []]
-            for entry in project.modules
-            if isinstance(entry, dict)
-        }
+    fields = {
+        spec["name"]: [str(field["spec"]) for field in spec["fields"]]
+        for spec in blueprint.context(project.answers)["module_specs"]
+    }
     return [
         ModuleStatus(
             name=name,

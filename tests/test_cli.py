@@ -529,15 +529,24 @@ def test_a_module_in_the_middle_of_the_chain_is_removed_by_a_migration(
     assert snapshot(project) == snapshot(render(modules=modules))
 
 
-def test_the_booking_domain_is_not_dropped_by_a_migration(render: Render) -> None:
-    project = render(modules=["bookings", "payments"])
-    before = snapshot(project)
+def test_a_converted_booking_table_is_removed_by_a_migration(render: Render) -> None:
+    """The booking table of wellnest 0.2, converted, is a module like any other."""
+    legacy = {"revision": "bookings_convert_0a1b2c", "after": "create_payments"}
+    project = render(
+        modules=[{"name": "bookings", "legacy_booking": legacy}, "payments"], database="postgresql"
+    )
 
     code, output = wellnest("remove-module", "bookings", "--project", str(project))
 
-    assert code == 1
-    assert "booking domain" in output
-    assert snapshot(project) == before
+    assert code == 0, output
+    versions = project / "migrations/versions"
+    (drop,) = versions.glob("bookings_remove_*.py")
+    assert 'down_revision: str | None = "bookings_convert_0a1b2c"' in drop.read_text()
+    assert (versions / "create_bookings.py").is_file()
+    assert (versions / "bookings_convert_0a1b2c.py").is_file()
+    modules = yaml.safe_load((project / ".copier-answers.yml").read_text())["modules"]
+    assert modules[0]["legacy_booking"] == legacy
+    assert snapshot(project) == snapshot(render(modules=modules, database="postgresql"))
 
 
 def test_remove_module_of_an_unknown_module_is_refused(render: Render) -> None:

@@ -196,11 +196,23 @@ def test_the_last_field_cannot_be_removed(render: Render) -> None:
     assert "last field" in output
 
 
-def test_the_booking_domain_has_fixed_fields(render: Render) -> None:
-    project = render(modules=["bookings"])
+def test_a_converted_booking_table_changes_like_any_module(render: Render) -> None:
+    legacy = {"revision": "bookings_convert_0a1b2c", "after": "create_bookings"}
+    project = render(modules=[{"name": "bookings", "legacy_booking": legacy}])
     code, output = wellnest(project, "add-field", "bookings", "note:text:opt")
-    assert code != 0
-    assert "fields are fixed" in output
+    assert code == 0, output
+    code, output = wellnest(project, "rename-field", "bookings", "therapist_id", "room")
+    assert code == 0, output
+    (entry,) = answers(project)["modules"]  # type: ignore[misc]
+    assert entry["legacy_booking"] == legacy
+    assert "fields" not in entry  # they are the legacy ones, changed by `changes`
+    assert ["add" in change for change in entry["changes"]] == [True, False]
+    assert entry["changes"][0]["after"] == "bookings_convert_0a1b2c"
+    assert snapshot(project) == snapshot(render(modules=answers(project)["modules"]))
+    code, output = wellnest(project, "add-field", "bookings", "x:int", "--dry-run")
+    assert code != 0  # required, rows may exist
+    code, output = wellnest(project, "remove-field", "bookings", "room")
+    assert "no-overlap rule" in output
 
 
 def test_the_changed_project_passes_ruff(committed: Path) -> None:

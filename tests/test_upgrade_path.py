@@ -3,9 +3,11 @@
 The previous template is this repository at PREVIOUS, the last commit before a
 module without fields became a module with default fields, before references
 stopped editing the modules they point at, and before string columns compared
-exactly. `copier update` must carry the project over with its data and its
-migration history: `alembic upgrade head` has nothing to do afterwards,
-`alembic check` is clean, every row is still there and the new behaviour works.
+exactly; its `bookings` is the fixed booking table of wellnest 0.2. The update
+(wellnest's, which marks that table for conversion) must carry the project over
+with its data and its migration history: `alembic upgrade head` runs only the
+booking table's conversion, `alembic check` is clean, every row is still there,
+the new behaviour works, and the conversion downgrades and upgrades again.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_PROCESS, REPO, copy_project, git, run_in, snapshot, update_project
+from tests.conftest import IN_PROCESS, REPO, copy_project, git, run_in, snapshot
+from wellnest import updating
+from wellnest.project import Project
 
 pytestmark = pytest.mark.slow
 
 PREVIOUS = "51a6d53"
 MODULES = [
+    "bookings",
     "payment_methods",
     {"name": "invoices", "fields": ["code:str=20:uniq", "method:ref=payment_methods"]},
 ]
@@ -43,8 +48,16 @@ async def main(step):
             )
             body = {"code": "INV-1", "method_id": method.json()["id"]}
             created = await http.post("/api/v1/invoices", json=body, headers=auth)
-            print(json.dumps([method.status_code, created.status_code]))
+            booking = {"therapist_id": 7, "start_time": "2031-05-01T09:00:00Z"}
+            booked = await http.post("/api/v1/bookings", json=booking, headers=auth)
+            print(json.dumps([method.status_code, created.status_code, booked.status_code]))
             return
+        bookings = (await http.get("/api/v1/bookings", headers=auth)).json()
+        taken = {"therapist_id": 7, "start_time": "2031-05-01T09:30:00Z",
+                 "end_time": "2031-05-01T10:30:00Z", "duration_minutes": 60}
+        overlap = await http.post("/api/v1/bookings", json=taken, headers=auth)
+        free = dict(taken, start_time="2031-05-01T10:00:00Z", end_time="2031-05-01T11:00:00Z")
+        later = await http.post("/api/v1/bookings", json=free, headers=auth)
         methods = (await http.get("/api/v1/payment-methods", headers=auth)).json()
         invoices = (await http.get("/api/v1/invoices", headers=auth)).json()
         refused = await http.delete(
@@ -54,6 +67,13 @@ async def main(step):
             "methods": [m["name"] for m in methods],
             "invoices": [i["code"] for i in invoices],
             "delete": [refused.status_code, refused.json()["detail"]],
+            "bookings": [
+                {k: b[k] for k in ("therapist_id", "start_time", "end_time",
+                                   "duration_minutes", "status")}
+                for b in bookings
+            ],
+            "overlap": overlap.status_code,
+            "later": later.status_code,
         }))
 
 
@@ -121,14 +141,25 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
         return json.loads(result.stdout.splitlines()[-1])
 
     run("alembic", "upgrade", "head")
-    assert script("seed") == [201, 201]
+    assert script("seed") == [201, 201, 201]
 
-    update_project(project)
+    result = updating.apply(project, "v0.1.0", "v0.2.0")
+    assert result.conflicts == []
 
     files = snapshot(project)
     assert not any(b"<<<<<<<" in data for data in files.values())
     assert not any(path.endswith(".rej") for path in files)
-    assert "Running upgrade" not in run("alembic", "upgrade", "head")
+    answers = Project.find(project).answers["modules"]
+    convert = answers[0]["legacy_booking"]
+    assert answers[0] == {"name": "bookings", "legacy_booking": convert}
+    assert convert["after"] == "create_invoices"  # the head the project had
+    migrated = run("alembic", "upgrade", "head")
+    assert migrated.count("Running upgrade") == 1
+    assert f"-> {convert['revision']}" in migrated
+    assert "No new upgrade operations detected" in run("alembic", "check")
+    # The conversion undoes and redoes cleanly, rows and all.
+    run("alembic", "downgrade", "-1")
+    run("alembic", "upgrade", "head")
     assert "No new upgrade operations detected" in run("alembic", "check")
     after = script("check")
     assert isinstance(after, dict)
@@ -136,3 +167,13 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     assert after["invoices"] == ["INV-1"]
     assert after["delete"][0] == 409
     assert "still referenced by invoices" in after["delete"][1]
+    assert after["bookings"] == [
+        {
+            "therapist_id": 7,
+            "start_time": "2031-05-01T09:00:00Z",
+            "end_time": "2031-05-01T10:00:00Z",
+            "duration_minutes": 60,
+            "status": "confirmed",
+        }
+    ]
+    assert (after["overlap"], after["later"]) == (409, 201)

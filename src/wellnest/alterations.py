@@ -44,12 +44,6 @@ def _require_module(project: Project, module: str) -> None:
     if module not in project.module_names:
         known = ", ".join(project.module_names) or "none"
         raise WellnestError(f"module '{module}' is not in this project's modules ({known})")
-    if module == "bookings":
-        msg = (
-            "module 'bookings' is the booking domain, whose fields are fixed; "
-            "add-field, rename-field and remove-field change modules made of fields"
-        )
-        raise WellnestError(msg)
 
 
 def _require_fields(context: dict[str, Any], module: str, change: dict[str, Any]) -> None:

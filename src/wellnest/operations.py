@@ -251,16 +251,11 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
 
     revisions = migrations.read_revisions(project.root)
     own = {spec["revision"], *(change["revision"] for change in spec["changes"])}
+    if spec["legacy"]:
+        own.add(spec["legacy"]["revision"])
     present = [rev for rev in revisions if rev.revision in own]
     plan = Plan(project.root)
     if present and _history_kept(project, revisions, present, own):
-        if spec["kind"] == "booking":
-            msg = (
-                "the booking domain's table can be dropped by a migration only once it is "
-                "a module of fields; run `uv run alembic downgrade` past create_bookings, "
-                "remove the migration from git, and retry"
-            )
-            raise WellnestError(msg)
         drop = migrations.fresh_revision(f"{name}_remove", prefix="")
         removed = {"revision": drop, "after": single_head(project, revisions)}
         remaining = [

@@ -74,20 +74,24 @@ def update(project: Project, blueprint: Blueprint, *, dry_run: bool) -> UpdateRe
             for name in (".env",):  # kept by copier, ignored by git
                 if (root / name).is_file():
                     shutil.copy2(root / name, clone / name)
-            result = _run(clone, old, target)
+            result = apply(clone, old, target)
         result.dry_run = True
         return result
-    return _run(root, old, target)
+    return apply(root, old, target)
 
 
-def _run(root: Path, old: str, target: str | None) -> UpdateResult:
+def apply(root: Path, old: str, target: str | None) -> UpdateResult:
+    """copier's update of the project at root from template version old to target."""
     from copier import run_update
     from copier.errors import CopierError
 
     before = migrations.read_revisions(root)
+    converted = legacy_bookings(root, Project.find(root).answers.get("modules"), before)
     try:
         run_update(
             str(root),
+            # copier renders the old side with the answers as they were, the new one with these.
+            data={"modules": converted} if converted is not None else {},
             defaults=True,
             overwrite=True,
             skip_answered=True,
@@ -115,6 +119,49 @@ def _run(root: Path, old: str, target: str | None) -> UpdateResult:
         elif kind != "D" and path.is_file() and _has_markers(path):
             result.conflicts.append(relpath)
     return result
+
+
+def legacy_bookings(
+    root: Path, modules: object, revisions: list[migrations.Revision]
+) -> list[object] | None:
+    """The modules answer with the booking table of wellnest 0.2 marked for conversion,
+    or None when there is none to convert.
+
+    Up to 0.2 a module named `bookings` rendered a fixed booking table whatever its
+    entry said. Now a name means nothing special, so the same entry would render a
+    module of `name` and `description` over a table that has other columns. The entry
+    becomes `legacy_booking: {revision, after}` instead: its first migration stays as
+    0.2 wrote it, and a new one, after the project's head, converts the table
+    (includes/legacy.jinja). The old table is recognised by its migration, which
+    creates a `user_id` column no module of fields has."""
+    if not isinstance(modules, list):
+        return None
+    converted: list[object] = []
+    found = False
+    for entry in modules:
+        mapped = entry if isinstance(entry, dict) else {"name": entry}
+        plain = not set(mapped) - {"name", "singular", "revision", "after"}
+        script = root / migrations.VERSIONS_DIR / f"{mapped.get('revision', 'create_bookings')}.py"
+        if mapped.get("name") == "bookings" and plain and _creates_user_id(script):
+            heads = migrations.heads(revisions)
+            if len(heads) != 1:
+                msg = (
+                    f"expected one Alembic head in {migrations.VERSIONS_DIR} to convert the "
+                    f"booking table after, found {', '.join(heads) or 'none'}"
+                )
+                raise WellnestError(msg)
+            revision = migrations.fresh_revision("bookings_convert", prefix="")
+            entry = {**mapped, "legacy_booking": {"revision": revision, "after": heads[0]}}
+            found = True
+        converted.append(entry)
+    return converted if found else None
+
+
+def _creates_user_id(script: Path) -> bool:
+    try:
+        return 'sa.Column("user_id"' in script.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def _has_markers(path: Path) -> bool:

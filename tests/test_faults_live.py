@@ -346,7 +346,7 @@ def test_after_a_database_restart_no_request_fails(
             status, _ = post_json(
                 service.base,
                 "/api/v1/bookings",
-                {"therapist_id": therapist, "start_time": "2031-01-01T09:00:00Z"},
+                {"name": f"booking {therapist}"},
                 **auth,
             )
             return status
@@ -384,7 +384,7 @@ def test_a_database_outage_is_503_and_the_service_recovers_by_itself(
     ):
         token = token_for(service.base, f"outage-{database}@example.com")
         auth = {"Authorization": f"Bearer {token}"}
-        booking = {"therapist_id": 1, "start_time": "2031-01-01T09:00:00Z"}
+        booking = {"name": "written during the outage"}
         clients = Clients(f"{service.base}/api/v1/bookings", token, count=8)
         try:
             time.sleep(1.5)

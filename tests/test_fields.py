@@ -54,8 +54,15 @@ BOUNDS = [
     "is_currently_under_warranty_x:bool:default=false",
     "long_free_form_description_tx:text:opt",
 ]
+# The template's default modules: the seed's booking domain as fields and a no-overlap rule.
+BOOKINGS = {
+    "name": "bookings",
+    "fields": ["therapist:ref=therapists", "starts_at:datetime", "ends_at:datetime", "notes:text:opt"],
+    "no_overlap": ["therapist", "starts_at", "ends_at"],
+}
 FIELD_MODULES: list[Any] = [
-    "bookings",
+    "therapists",
+    BOOKINGS,
     {"name": "payments", "fields": EVERY_TYPE},
     {"name": "refunds", "fields": REFUNDS},
     {"name": "receipts", "fields": RECEIPTS},
@@ -74,9 +81,10 @@ def answers(project: Path) -> dict[str, Any]:
 
 
 def test_add_module_with_fields_matches_a_fresh_copy(render: Render) -> None:
-    project = render(modules=["bookings"])
+    project = render(modules=["therapists"])
     for entry in FIELD_MODULES[1:]:
-        code, output = add(project, entry["name"], *entry["fields"])
+        rule = ["--no-overlap", ",".join(entry["no_overlap"])] if "no_overlap" in entry else []
+        code, output = add(project, entry["name"], *entry["fields"], *rule)
         assert code == 0, output
 
     expected = render(modules=FIELD_MODULES)

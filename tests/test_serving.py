@@ -104,8 +104,11 @@ def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
     # writes a new address of its own into each request is still one client.
     spoofed = [_login(base, "serve@example.com", f"198.51.100.{n}, 203.0.113.7") for n in range(30)]
 
+    therapist = post_json(base, "/api/v1/therapists", {"name": "Ana"}, **auth)[1]["id"]
+    slot = {"therapist_id": therapist, "starts_at": "2031-03-03T09:00:00Z"}
+
     def book(_: int) -> int:
-        body = {"therapist_id": 3, "start_time": "2031-03-03T09:00:00Z"}
+        body = {**slot, "ends_at": "2031-03-03T10:00:00Z"}
         return post_json(base, "/api/v1/bookings", body, **auth)[0]
 
     with ThreadPoolExecutor(20) as pool:
@@ -114,7 +117,8 @@ def test_two_workers_share_limits_count_metrics_once_and_drain_on_sigterm(
     scrapes = [_posted_bookings(base) for _ in range(6)]
 
     # A request in flight when SIGTERM arrives: half its body sent before.
-    body = json.dumps({"therapist_id": 4, "start_time": "2031-03-04T09:00:00Z"}).encode()
+    later = {"therapist_id": therapist, "starts_at": "2031-03-04T09:00:00Z"}
+    body = json.dumps({**later, "ends_at": "2031-03-04T10:00:00Z"}).encode()
     head = (
         f"POST /api/v1/bookings HTTP/1.1\r\nHost: {LOCAL}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"

@@ -58,11 +58,19 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
         "migrations/env.py",
         "migrations/versions/0001_create_users.py",
         "migrations/versions/0002_account_security.py",
-        *(path.format(m="bookings") for path in MODULE_FILES),
+        *(path.format(m=m) for path in MODULE_FILES for m in ("therapists", "bookings")),
+        "tests/integration/api/v1/test_bookings_overlaps.py",
     ]:
         assert (root / relpath).is_file(), relpath
     answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
-    assert answers["modules"] == ["bookings"]
+    assert answers["modules"] == [
+        "therapists",
+        {
+            "name": "bookings",
+            "fields": ["therapist:ref=therapists", "starts_at:datetime", "ends_at:datetime", "notes:text:opt"],
+            "no_overlap": ["therapist", "starts_at", "ends_at"],
+        },
+    ]
     assert answers["database"] == "sqlite"
     assert answers["project_slug"] == "wellnest-service"
 

@@ -1,7 +1,7 @@
 """A small closed-loop HTTP load generator, used when wrk is not installed.
 
     python loadgen.py URL --connections 32 --duration 10 [--max-requests N]
-        [--header "K: V"] [--post-booking]
+        [--header "K: V"] [--post-booking --first-therapist ID --therapists N --first-slot N]
 
 Prints one JSON line: {"requests": n, "rps": r, "p50_ms": a, "p99_ms": b, "errors": e}.
 Bounded in time and count, loopback only.
@@ -12,8 +12,11 @@ import asyncio
 import json
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
+
+EPOCH_2040 = datetime(2040, 1, 1, tzinfo=UTC)
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -29,10 +32,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             counter += 1
             started = time.perf_counter()
             if args.post_booking:
+                # The next hour of the next therapist: never an overlap.
+                at = EPOCH_2040 + timedelta(hours=args.first_slot + counter)
                 body = {
-                    "therapist_id": args.first_therapist + counter,
-                    "start_time": "2031-01-01T09:00:00Z",
-                    "duration_minutes": 30,
+                    "therapist_id": args.first_therapist + counter % args.therapists,
+                    "starts_at": at.isoformat(),
+                    "ends_at": (at + timedelta(minutes=30)).isoformat(),
                 }
                 response = await client.post(args.url, json=body, headers=headers)
             else:
@@ -64,7 +69,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--post-booking", action="store_true")
-    parser.add_argument("--first-therapist", type=int, default=1_000_000)
+    parser.add_argument("--first-therapist", type=int, default=1)
+    parser.add_argument("--therapists", type=int, default=100)
+    parser.add_argument("--first-slot", type=int, default=0)
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

@@ -3,8 +3,9 @@ asyncpg pool, with no ORM, no services and no dependency injection.
 
 Per request, like the generated bookings routes: verify the bearer JWT (PyJWT,
 the same key and algorithm), load the user and check it is active, then read a
-page of the user's bookings (or one booking), or insert one after checking for
-an overlap under the same advisory lock, and answer JSON. (The generated reads
+page of the user's bookings (or one booking), or insert one after checking that
+the user owns the therapist and that no booking of the therapist overlaps, under
+an advisory lock, and answer JSON. (The generated reads
 may skip the user check for AUTH_CACHE_SECONDS; this yardstick never does.)
 Served like the real app (FastAPI, one uvicorn worker); run inside a generated
 project's environment (DATABASE_URL, SECRET_KEY from its settings).
@@ -14,7 +15,7 @@ import os
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,21 +28,21 @@ DSN = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://
 POOL: dict[str, asyncpg.Pool] = {}
 
 USER = "SELECT id, is_active FROM users WHERE id = $1"
-COLUMNS = "id, user_id, therapist_id, start_time, end_time, duration_minutes, status, created_at"
-PAGE = (
-    f"SELECT {COLUMNS} FROM bookings WHERE user_id = $1 ORDER BY start_time, id LIMIT $2 OFFSET $3"
-)
-ONE = f"SELECT {COLUMNS} FROM bookings WHERE id = $1 AND user_id = $2"
+COLUMNS = "id, owner_id, therapist_id, starts_at, ends_at, notes, created_at, updated_at"
+PAGE = f"SELECT {COLUMNS} FROM bookings WHERE owner_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+ONE = f"SELECT {COLUMNS} FROM bookings WHERE id = $1 AND owner_id = $2"
 INSERT = (
-    "INSERT INTO bookings (user_id, therapist_id, start_time, end_time, duration_minutes, "
-    f"status, created_at) VALUES ($1, $2, $3, $4, $5, 'confirmed', now()) RETURNING {COLUMNS}"
+    "INSERT INTO bookings (owner_id, therapist_id, starts_at, ends_at, notes, created_at, "
+    f"updated_at) VALUES ($1, $2, $3, $4, $5, now(), now()) RETURNING {COLUMNS}"
 )
-# The generated create checks for an overlapping booking under a per-therapist
-# advisory lock, in one transaction; the yardstick does the same work.
+# The generated create reads the therapist FOR SHARE (it must be the caller's and
+# stay until the commit), then checks for an overlapping booking under a
+# per-therapist advisory lock with a locking read, in one transaction.
+THERAPIST = "SELECT id FROM therapists WHERE id = $1 AND owner_id = $2 FOR SHARE"
 LOCK = "SELECT pg_advisory_xact_lock($1)"
 OVERLAP = (
-    "SELECT id FROM bookings WHERE therapist_id = $1 AND status != 'cancelled' "
-    "AND start_time < $2 AND end_time > $3 LIMIT 1"
+    "SELECT id FROM bookings WHERE therapist_id = $1 "
+    "AND starts_at < $2 AND ends_at > $3 LIMIT 1 FOR UPDATE"
 )
 
 
@@ -99,17 +100,18 @@ async def get_booking(request: Request, booking_id: int) -> JSONResponse:
 @app.post("/api/v1/bookings")
 async def create_booking(request: Request) -> JSONResponse:
     body = await request.json()
-    start = datetime.fromisoformat(body["start_time"])
-    minutes = int(body.get("duration_minutes", 60))
+    start = datetime.fromisoformat(body["starts_at"])
+    end = datetime.fromisoformat(body["ends_at"])
     therapist = int(body["therapist_id"])
-    end = start + timedelta(minutes=minutes)
     async with POOL["db"].acquire() as connection:
         user_id = await _user_id(request, connection)
         if user_id is None:
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
         async with connection.transaction():
-            await connection.execute(LOCK, zlib.crc32(f"bookings:therapist:{therapist}".encode()))
+            if await connection.fetchval(THERAPIST, therapist, user_id) is None:
+                return JSONResponse({"detail": "Therapist not found"}, status_code=404)
+            await connection.execute(LOCK, zlib.crc32(f"bookings:{therapist}".encode()))
             if await connection.fetchval(OVERLAP, therapist, end, start) is not None:
                 return JSONResponse({"detail": "The therapist is already booked"}, status_code=409)
-            row = await connection.fetchrow(INSERT, user_id, therapist, start, end, minutes)
+            row = await connection.fetchrow(INSERT, user_id, therapist, start, end, None)
     return JSONResponse(_row(row), status_code=201)

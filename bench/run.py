@@ -53,6 +53,11 @@ class Sizes:
 
 FULL = Sizes(7, 15, (1, 10, 50), ((100, 100), (100, 1000)), 10, 16)
 QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4)
+# The POST runs book the seeded user's therapists in turn (seed.py gives each user
+# this many), each request the next hour from 2040 on, each run hours of its own.
+THERAPISTS = 100
+SLOTS_PER_RUN = 100_000
+EPOCH_2040 = 2_208_988_800
 
 
 def log(message: str) -> None:
@@ -110,7 +115,8 @@ class Bench:
         self.results: dict[str, Any] = {}
         self._server_rss: dict[str, float] = {}
         self._server_idle_rss: dict[str, float] = {}
-        self._load_runs = 0  # each POST run books fresh therapists: no 409s
+        self._load_runs = 0  # each POST run books fresh hours: no 409s
+        self._first_therapist = 0  # the seeded user's first therapist
         # Timed repetitions of the service load and the suite: 1 to 3.
         self.rounds = max(1, min(3, sizes.runs))
 
@@ -287,6 +293,7 @@ class Bench:
                             str(BENCH / "seed.py"),
                             str(users),
                             str(per_user),
+                            str(THERAPISTS),
                         ],
                         cwd=project,
                         env=env,
@@ -305,7 +312,8 @@ class Bench:
                     first = rows == self.sizes.datasets[0][0] * self.sizes.datasets[0][1]
                     if first:
                         service["health"] = self.load(f"{base}/health", {})
-                        booking = first_booking(base, auth)
+                        booking = first_id(base, auth, "bookings")
+                        self._first_therapist = first_id(base, auth, "therapists")
                         service["get_booking"] = self.pair(
                             base, raw, f"/api/v1/bookings/{booking}", auth
                         )
@@ -423,7 +431,7 @@ class Bench:
         self, url: str, headers: dict[str, str], post_booking: bool, duration: int
     ) -> dict[str, float]:
         self._load_runs += 1
-        first_therapist = 1_000_000 + self._load_runs * 5_000_000
+        slots = (self._first_therapist, self._load_runs * SLOTS_PER_RUN)
         if load_tool() == "wrk":
             return wrk(
                 url,
@@ -432,7 +440,7 @@ class Bench:
                 duration,
                 self.sizes.connections,
                 self.work,
-                first_therapist,
+                slots,
             )
         cmd = [
             str(Path(self.results["service_venv"]) / "python"),
@@ -445,7 +453,11 @@ class Bench:
             "--max-requests",
             "200000",
             "--first-therapist",
-            str(first_therapist),
+            str(slots[0]),
+            "--therapists",
+            str(THERAPISTS),
+            "--first-slot",
+            str(slots[1]),
         ]
         for key, value in headers.items():
             cmd += ["--header", f"{key}: {value}"]
@@ -503,14 +515,19 @@ def wrk(
     duration: int,
     connections: int,
     work: Path,
-    first_therapist: int,
+    slots: tuple[int, int],
 ) -> dict[str, float]:
+    """A wrk run; a POST run books, per request, the next hour of the next therapist."""
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     if post_booking:
+        first_therapist, first_slot = slots
         body = (
-            "counter = counter + 1\n  return wrk.format(nil, nil, nil, string.format("
-            '\'{"therapist_id": %d, "start_time": "2031-01-01T09:00:00Z", '
-            '"duration_minutes": 30}\', ' + str(first_therapist) + " + counter))"
+            "counter = counter + 1\n"
+            f"  local at = {EPOCH_2040} + ({first_slot} + counter) * 3600\n"
+            "  return wrk.format(nil, nil, nil, string.format("
+            '\'{"therapist_id": %d, "starts_at": "%s", "ends_at": "%s"}\', '
+            f"{first_therapist} + counter % {THERAPISTS}, "
+            'os.date("!%Y-%m-%dT%H:%M:%SZ", at), os.date("!%Y-%m-%dT%H:%M:%SZ", at + 1800)))'
         )
     else:
         body = "return wrk.format(nil, nil, nil, nil)"
@@ -531,9 +548,9 @@ def wrk(
     }
 
 
-def first_booking(base: str, headers: dict[str, str]) -> int:
-    """The id of one of the seeded user's bookings (for the GET-one figures)."""
-    request = urllib.request.Request(f"{base}/api/v1/bookings?limit=1", headers=headers)
+def first_id(base: str, headers: dict[str, str], route: str) -> int:
+    """The id of the seeded user's first booking or therapist."""
+    request = urllib.request.Request(f"{base}/api/v1/{route}?limit=1", headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return int(json.loads(response.read())[0]["id"])
 

@@ -57,9 +57,15 @@ BOUNDS = [
 # The template's default modules: the seed's booking domain as fields and a no-overlap rule.
 BOOKINGS = {
     "name": "bookings",
-    "fields": ["therapist:ref=therapists", "starts_at:datetime", "ends_at:datetime", "notes:text:opt"],
+    "fields": [
+        "therapist:ref=therapists",
+        "starts_at:datetime",
+        "ends_at:datetime",
+        "notes:text:opt",
+    ],
     "no_overlap": ["therapist", "starts_at", "ends_at"],
 }
+DEFAULT_MODULES: list[Any] = ["therapists", BOOKINGS]
 FIELD_MODULES: list[Any] = [
     "therapists",
     BOOKINGS,

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import REPO, git, run_in, update_project
+from tests.test_fields import DEFAULT_MODULES
 from wellnest import __version__, migrations, store
 from wellnest.blueprint import Blueprint
 from wellnest.cli import app
@@ -134,7 +135,7 @@ def test_wellnest_update_moves_to_the_new_template_keeping_modules_and_edits(
     assert (service / "app/modules/payments/service.py").is_file()
     assert answers(service)["_commit"] == "v9.0.0"
     assert answers(service)["modules"] == [
-        "bookings",
+        *DEFAULT_MODULES,
         {"name": "payments", "fields": ["amount:int"]},
     ]
 
@@ -184,7 +185,7 @@ def test_a_template_migration_arrives_after_what_the_database_already_has(
     assert code == 0, output
     assert "migration 0002_account_security follows create_payments" in output
     chain = {rev.revision: rev.down_revisions for rev in migrations.read_revisions(project)}
-    assert chain["create_bookings"] == ("0001_create_users",)  # as the database has it
+    assert chain["create_therapists"] == ("0001_create_users",)  # as the database has it
     assert chain["0002_account_security"] == ("create_payments",)
     assert migrations.heads(migrations.read_revisions(project)) == ["0002_account_security"]
     upgraded = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
@@ -296,7 +297,7 @@ def test_new_names_the_project_after_its_folder_and_pins_the_running_python(
     assert (project / ".python-version").read_text() == f"{running}\n"
     assert 'requires-python = ">=' + running in (project / "pyproject.toml").read_text()
     # The summary and `wellnest modules` agree on what a module is.
-    assert "modules: bookings;" in " ".join(output.split())
+    assert "modules: therapists, bookings;" in " ".join(output.split())
     assert "auth," not in output
 
 

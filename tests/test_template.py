@@ -67,7 +67,12 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
         "therapists",
         {
             "name": "bookings",
-            "fields": ["therapist:ref=therapists", "starts_at:datetime", "ends_at:datetime", "notes:text:opt"],
+            "fields": [
+                "therapist:ref=therapists",
+                "starts_at:datetime",
+                "ends_at:datetime",
+                "notes:text:opt",
+            ],
             "no_overlap": ["therapist", "starts_at", "ends_at"],
         },
     ]

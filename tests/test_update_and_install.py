@@ -21,6 +21,7 @@ from tests.conftest import (
     update_project,
     uv_env,
 )
+from tests.test_fields import DEFAULT_MODULES
 from wellnest import __version__
 from wellnest.cli import app
 
@@ -42,7 +43,7 @@ def test_copier_update_keeps_added_modules_and_user_edits(tmp_path: Path) -> Non
     git(project, "commit", "-q", "-m", "add payments, edit")
 
     # A newer template: a change in a module blueprint and one in a project file.
-    blueprint = next((template / "template/app/modules").glob("*resource_modules*"))
+    blueprint = next((template / "template/app/modules").glob("*module_specs*"))
     service_tpl = blueprint / "service.py.jinja"
     service_tpl.write_text(
         service_tpl.read_text().replace(
@@ -62,7 +63,7 @@ def test_copier_update_keeps_added_modules_and_user_edits(tmp_path: Path) -> Non
     assert not any(b"<<<<<<<" in data for data in files.values())
     assert not any(path.endswith(".rej") for path in files)
     answers = yaml.safe_load(files[".copier-answers.yml"])
-    assert answers["modules"] == ["bookings", "payments"]
+    assert answers["modules"] == [*DEFAULT_MODULES, "payments"]
     assert answers["_commit"] == "v0.2.0"
     text = service.read_text()
     assert "# Our own note, kept across updates." in text
@@ -186,6 +187,6 @@ def test_an_installed_wheel_renders_adds_modules_and_updates(
         assert "# Our middleware goes here." in (updated / "app/main.py").read_text()
         assert (updated / "app/modules/payments/service.py").is_file()
         answers = yaml.safe_load((updated / ".copier-answers.yml").read_text())
-        assert answers["modules"] == ["bookings", "payments"]
+        assert answers["modules"] == [*DEFAULT_MODULES, "payments"]
         assert answers["_commit"] == "v9.0.0"
     assert snapshot(project) == {**snapshot(twin), ".env": (project / ".env").read_bytes()}

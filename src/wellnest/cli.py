@@ -290,6 +290,25 @@ def remove_field(
     )
 
 
+@app.command("rename-module")
+def rename_module(
+    old: Annotated[str, typer.Argument(help="The module's name now.")],
+    new: Annotated[str, typer.Argument(help="Its new name (snake_case, plural).")],
+    project: ProjectOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Rename a module, keeping its rows: the migration renames its table and what points at it."""
+    from wellnest.renaming import plan_rename_module
+
+    _run_change(
+        project,
+        f"rename-module {old}",
+        f"Renamed module {old} to {new} (its table is renamed at the next upgrade)",
+        dry_run,
+        lambda blueprint, found: plan_rename_module(blueprint, found, old, new),
+    )
+
+
 @app.command("update")
 def update(
     project: ProjectOption = None,

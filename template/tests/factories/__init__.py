@@ -6,13 +6,10 @@ of modules that point at it, take its objects from there: a change to a
 module's fields changes its factory and its own tests, never another module's.
 """
 
-import itertools
 from typing import Any
 
 Headers = dict[str, str]
 Payload = dict[str, Any]
-# Example values differ by n (0-9); objects made to be pointed at take the next n.
-serial = itertools.count()
 
 
 def text(n: int, length: int) -> str:

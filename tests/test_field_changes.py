@@ -1,5 +1,5 @@
-"""add-field, rename-field and remove-field on a module that holds rows, on SQLite,
-PostgreSQL and MariaDB: every row keeps its data, the new field works over HTTP,
+"""add-field, rename-field, remove-field and rename-module on modules that hold rows, on
+SQLite, PostgreSQL and MariaDB: every row keeps its data, the new field works over HTTP,
 `alembic check` is clean after each step and every step downgrades; on SQLite the
 project also passes its own toolchain and equals a fresh copy of its answers."""
 
@@ -33,26 +33,34 @@ SCRIPT = (
     IN_PROCESS
     + r"""
 
+# The routes as the modules are named now (rename-module renames them).
+INVOICES = "/api/v1/" + os.environ.get("INVOICES", "invoices")
+CUSTOMERS = "/api/v1/" + os.environ.get("CUSTOMERS", "customers")
+
+
 async def main(steps):
     async with client() as http:
         auth = await signed_in(http, "seed" in steps)
         out = {}
         for step, body in zip(steps[::2], steps[1::2]):
             if step == "seed":
-                made = await http.post("/api/v1/customers", json={"name": "Ada"}, headers=auth)
+                made = await http.post(CUSTOMERS, json={"name": "Ada"}, headers=auth)
                 out["customer"] = made.json()["id"]
                 for code, status in (("INV-1", "draft"), ("INV-2", "paid")):
                     body = {"code": code, "customer_id": out["customer"], "status": status}
-                    created = await http.post("/api/v1/invoices", json=body, headers=auth)
+                    created = await http.post(INVOICES, json=body, headers=auth)
                     assert created.status_code == 201, created.text
             elif step == "create":
-                created = await http.post("/api/v1/invoices", json=json.loads(body), headers=auth)
+                created = await http.post(INVOICES, json=json.loads(body), headers=auth)
                 out["created"] = [created.status_code, created.json()]
             elif step == "filter":
                 key, value = body.split("=")
-                found = await http.get(f"/api/v1/invoices?{key}={value}", headers=auth)
+                found = await http.get(f"{INVOICES}?{key}={value}", headers=auth)
                 out["found"] = [found.status_code, [row["code"] for row in found.json()]]
-        rows = (await http.get("/api/v1/invoices", headers=auth)).json()
+            elif step == "delete-customer":
+                refused = await http.delete(f"{CUSTOMERS}/{body}", headers=auth)
+                out["refused"] = [refused.status_code, refused.json()["detail"]]
+        rows = (await http.get(INVOICES, headers=auth)).json()
         out["rows"] = [
             {k: v for k, v in row.items() if k not in ("created_at", "updated_at")} for row in rows
         ]
@@ -191,9 +199,26 @@ def test_fields_change_under_rows_that_keep_their_data(
     step("add-field", "customers", "vip:bool:default=false")
     assert script()["rows"] == remaining
 
+    # Renamed modules keep their rows; the refs of one that points at a renamed
+    # module follow it, and its foreign key still refuses a delete (409).
+    step("rename-module", "invoices", "bills")
+    svc.env["INVOICES"] = "bills"
+    assert script()["rows"] == remaining
+    step("rename-module", "customers", "clients")
+    svc.env["CUSTOMERS"] = "clients"
+    after = script("delete-customer", str(customer))
+    assert after["rows"] == remaining  # the field keeps its name: customer_id
+    assert after["refused"][0] == 409
+    assert "still referenced by bills" in after["refused"][1]
+    # A ref that followed a rename drops its foreign key by the name it has now.
+    step("remove-field", "bills", "customer")
+    assert script()["rows"] == [
+        {k: v for k, v in row.items() if k != "customer_id"} for row in remaining
+    ]
+
     # Every step downgrades (the code is then newer than the schema, so the rows are
     # read again after upgrading back): the renamed column's values survive both ways.
-    # One command runs the four downgrades, newest first.
+    # One command runs the seven downgrades, newest first.
     run("alembic", "downgrade", "create_invoices")
     assert "create_invoices" in run("alembic", "current")
     migrate()
@@ -211,8 +236,8 @@ def test_fields_change_under_rows_that_keep_their_data(
     # The changed module's own generated tests (the rest of the suite is the
     # template's, run by test_generated_project).
     own = [
-        "tests/integration/api/v1/test_invoices_endpoints.py",
-        "tests/unit/test_modules/test_invoices_service.py",
+        "tests/integration/api/v1/test_bills_endpoints.py",
+        "tests/unit/test_modules/test_bills_service.py",
     ]
     suite = run_in(
         project_venv,

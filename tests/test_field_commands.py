@@ -170,6 +170,12 @@ def test_dry_run_shows_the_migration_and_writes_nothing(committed: Path) -> None
         (("rename-field", "invoices", "code", "Bad-Name"), "must be snake_case"),
         (("remove-field", "invoices", "nope"), "module 'invoices' has no field 'nope'"),
         (("remove-field", "bookings", "x"), "module 'bookings' is not in this project"),
+        (("rename-module", "nope", "others"), "module 'nope' is not in this project's modules"),
+        (("rename-module", "invoices", "customers"), "module 'customers' already exists"),
+        (("rename-module", "invoices", "invoices"), "already has that name"),
+        (("rename-module", "invoices", "Bad-Name"), "must be snake_case"),
+        (("rename-module", "invoices", "class"), "is a Python keyword"),
+        (("rename-module", "invoices", "users"), "is reserved by the generated project"),
     ],
 )
 def test_bad_changes_are_refused_with_one_line_and_nothing_written(
@@ -187,6 +193,51 @@ def test_bad_changes_are_refused_with_one_line_and_nothing_written(
     assert message in output, output
     assert len(output.strip().splitlines()) == 1, output
     assert snapshot(project) == before
+
+
+def test_rename_module_moves_its_files_and_retargets_the_refs(
+    render: Render, committed: Path
+) -> None:
+    project = committed
+    service = project / "app/modules/invoices/service.py"
+    service.write_text(service.read_text() + "\n\n# Our own note, kept across renames.\n")
+    git(project, "commit", "-qam", "a hand edit")
+    before = snapshot(project)
+    code, output = wellnest(project, "rename-module", "invoices", "bills", "--dry-run")
+    assert code == 0, output
+    assert snapshot(project) == before
+    assert re.search(r"bills_rename_[0-9a-f]{6}\.py", output)
+
+    code, output = wellnest(project, "rename-module", "invoices", "bills")
+
+    assert code == 0, output
+    assert not (project / "app/modules/invoices").exists()
+    moved = (project / "app/modules/bills/service.py").read_text()
+    assert "# Our own note, kept across renames." in moved
+    assert "class BillService" in moved
+    modules = answers(project)["modules"]
+    assert isinstance(modules, list)
+    bills, payments = modules[1], modules[2]
+    assert bills["name"] == "bills"
+    assert bills["revision"] == "create_invoices"  # the id databases have applied
+    (renamed,) = bills["changes"]
+    assert renamed["renamed_from"] == "invoices"
+    assert payments["changes"] == [
+        {"retarget": "invoices", "to": "bills", "by": renamed["revision"]}
+    ]
+    assert payments["fields"] == ["amount:decimal=12,2", "invoice:ref=invoices"]  # as created
+    code, output = wellnest(project, "modules")
+    assert "invoice:ref=bills" in output  # as it is now
+    # The hand edit aside, the project is a fresh copy of its answers.
+    service = project / "app/modules/bills/service.py"
+    service.write_text(moved.replace("\n\n# Our own note, kept across renames.\n", ""))
+    assert snapshot(project) == snapshot(render(modules=modules))
+    # The renamed module and the modules that point at it change on.
+    code, output = wellnest(project, "add-field", "bills", "due_on:date:opt")
+    assert code == 0, output
+    code, output = wellnest(project, "remove-field", "payments", "invoice")
+    assert code == 0, output
+    assert snapshot(project) == snapshot(render(modules=answers(project)["modules"]))
 
 
 def test_the_last_field_cannot_be_removed(render: Render) -> None:

@@ -49,10 +49,12 @@ class Sizes:
     datasets: tuple[tuple[int, int], ...]  # (users, bookings per user)
     duration: int
     connections: int
+    # What of the default project's suite is timed: all of it, or (a smoke run) a part.
+    suite_paths: tuple[str, ...] = ()
 
 
 FULL = Sizes(7, 15, (1, 10, 50), ((100, 100), (100, 1000)), 10, 16)
-QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4)
+QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4, ("tests/unit",))
 # The POST runs book the seeded user's therapists in turn (seed.py gives each user
 # this many), each request the next hour from 2040 on, each run hours of its own.
 THERAPISTS = 100
@@ -481,7 +483,11 @@ class Bench:
             )  # warm-up: bytecode, caches
         self.results["suite_seconds"] = {
             "default project pytest (SQLite)": timed(
-                [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                [
+                    str(bin_dir / "python"),
+                    *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                    *self.sizes.suite_paths,
+                ],
                 self.rounds,
                 cwd=project,
                 env=env,

@@ -250,6 +250,17 @@ from app.main import app  # noqa: E402
 ACCOUNT = {"email": "owner@example.com", "password": "a-long-password"}
 
 
+def migrate():
+    # `alembic upgrade head` and `alembic check` (which raises on any difference
+    # between the models and the schema), in this process: two fewer interpreters.
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config("alembic.ini")
+    command.upgrade(config, "head")
+    command.check(config)
+
+
 def client():
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://t")

@@ -67,6 +67,8 @@ async def main(steps):
         print(json.dumps(out))
 
 
+if os.environ.get("MIGRATE"):
+    migrate()
 asyncio.run(main(sys.argv[1:]))  # step, body, step, body, ...
 """
 )
@@ -112,15 +114,13 @@ class Service:
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
-    def python(self, code: str, *args: str) -> Any:
-        """Run code in the project's environment; its last line of output, as JSON."""
-        result = run_in(self.venv, self.project, "python", "-c", code, *args, env=self.env)
+    def python(self, code: str, *args: str, migrate: bool = False) -> Any:
+        """Run code in the project's environment; its last line of output, as JSON.
+        With `migrate`, the script first upgrades to head and checks the schema."""
+        env = {**self.env, "MIGRATE": "1"} if migrate else self.env
+        result = run_in(self.venv, self.project, "python", "-c", code, *args, env=env)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.splitlines()[-1])
-
-    def migrate(self) -> None:
-        self.run("alembic", "upgrade", "head")
-        assert "No new upgrade operations detected" in self.run("alembic", "check")
 
     def fresh_copy_equals(self, template: Path, tmp_path: Path, database: str) -> bool:
         """The answers are the whole truth: a fresh copy with them is this project."""
@@ -143,20 +143,19 @@ def test_fields_change_under_rows_that_keep_their_data(
     database: str,
 ) -> None:
     svc = Service.make(project_venv, template_repo, tmp_path, database, MODULES, server_database)
-    project, run, migrate = svc.project, svc.run, svc.migrate
+    project, run = svc.project, svc.run
 
     def script(*steps: str) -> dict[str, object]:
-        """Steps (a name and its body each) in one process; the rows after them."""
-        out: dict[str, object] = svc.python(SCRIPT, *steps)
+        """Migrations up to head and `alembic check`, then steps (a name and its body
+        each), in one process; the rows after them."""
+        out: dict[str, object] = svc.python(SCRIPT, *steps, migrate=True)
         return out
 
     def step(*args: str) -> None:
         _wellnest(project, *args)
         git(project, "add", "-A")
         git(project, "commit", "-q", "-m", " ".join(args))
-        migrate()
 
-    migrate()
     seeded = script("seed", "")
     customer = seeded["customer"]
     first = seeded["rows"]
@@ -221,7 +220,6 @@ def test_fields_change_under_rows_that_keep_their_data(
     # One command runs the seven downgrades, newest first.
     run("alembic", "downgrade", "create_invoices")
     assert "create_invoices" in run("alembic", "current")
-    migrate()
     again = script()["rows"]
     assert isinstance(again, list)
     assert [row["number"] for row in again] == ["INV-1", "INV-2", "INV-3"]
@@ -265,23 +263,20 @@ def test_a_module_removed_from_the_middle_and_added_again(
     svc = Service.make(project_venv, template_repo, tmp_path, database, modules, server_database)
     project, run = svc.project, svc.run
 
-    def rows(path: str) -> list[dict[str, object]]:
-        found: list[dict[str, object]] = svc.python(LIST.replace("PATH", path))
+    def rows(path: str, migrate: bool = False) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = svc.python(LIST.replace("PATH", path), migrate=migrate)
         return found
 
-    run("alembic", "upgrade", "head")
-    seeded = rows("/api/v1/invoices?seed=1")
+    seeded = rows("/api/v1/invoices?seed=1", migrate=True)
     assert [row["name"] for row in seeded] == ["kept"]
 
     _wellnest(project, "remove-module", "notes")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "remove notes")
-    svc.migrate()
-    assert rows("/api/v1/invoices") == seeded
+    assert rows("/api/v1/invoices", migrate=True) == seeded
 
     _wellnest(project, "add-module", "notes", "title:str=80", "done:bool:default=false")
-    svc.migrate()
-    made = rows("/api/v1/notes?seed=1")
+    made = rows("/api/v1/notes?seed=1", migrate=True)
     assert [(row["title"], row["done"]) for row in made] == [("kept", False)]
     assert rows("/api/v1/invoices") == seeded
     # Every step downgrades, past the drop and the first notes table.
@@ -313,6 +308,8 @@ async def main():
         ]))
 
 
+if os.environ.get("MIGRATE"):
+    migrate()
 asyncio.run(main())
 """
 )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import SECRET, Render, snapshot
+from tests.test_fields import DEFAULT_MODULES
 
 MODULE_FILES = [
     "app/modules/{m}/__init__.py",
@@ -63,19 +64,7 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
     ]:
         assert (root / relpath).is_file(), relpath
     answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
-    assert answers["modules"] == [
-        "therapists",
-        {
-            "name": "bookings",
-            "fields": [
-                "therapist:ref=therapists",
-                "starts_at:datetime",
-                "ends_at:datetime",
-                "notes:text:opt",
-            ],
-            "no_overlap": ["therapist", "starts_at", "ends_at"],
-        },
-    ]
+    assert answers["modules"] == DEFAULT_MODULES
     assert answers["database"] == "sqlite"
     assert answers["project_slug"] == "wellnest-service"
 

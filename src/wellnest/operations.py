@@ -51,12 +51,18 @@ def module_entry(
     return entry if len(entry) > 1 else name
 
 
+def _change_revisions(record: dict[str, Any]) -> list[str]:
+    """The migrations of a module's changes. A retarget has none of its own: the
+    rename of the module it points at (`by`) renames its foreign key."""
+    return [change["revision"] for change in record["changes"] if "revision" in change]
+
+
 def _recorded_revisions(context: dict[str, Any]) -> set[str]:
     """Every migration id the answers give a module, removed ones included."""
     found = set()
     for record in context["module_records"]:
         found.add(record["revision"])
-        found.update(change["revision"] for change in record["changes"])
+        found.update(_change_revisions(record))
         if record["gone"]:
             found.add(record["removed"]["revision"])
     return found
@@ -250,7 +256,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
         raise WellnestError(msg)
 
     revisions = migrations.read_revisions(project.root)
-    own = {spec["revision"], *(change["revision"] for change in spec["changes"])}
+    own = {spec["revision"], *_change_revisions(spec)}
     if spec["legacy"]:
         own.add(spec["legacy"]["revision"])
     present = [rev for rev in revisions if rev.revision in own]

@@ -250,6 +250,8 @@ def _json_document(value: object) -> object:
 
 # A named type, so that the OpenAPI document has one component for every JSON
 # field, written or read: a generated client passes what it read straight back.
+# Its limits are said in words: a schema saying the NUL rule needs a recursive
+# component, and openapi-python-client drops every operation that uses one.
 class JSONDocument(
     RootModel[
         Annotated[
@@ -259,7 +261,9 @@ class JSONDocument(
         ]
     ]
 ):
-    """A JSON object or array (a bare string or number is not a document)."""
+    """A JSON object or array (a bare string or number is not a document), at
+    most 64 KiB and 31 levels deep; no string or key in it, at any depth, may
+    hold NUL (U+0000)."""
 
 
 def _without_null(schema: dict[str, Any], model: type[BaseModel]) -> None:

@@ -6,16 +6,20 @@ stopped editing the modules they point at, and before string columns compared
 exactly; its `bookings` is the fixed booking table of wellnest 0.2. The update
 (wellnest's, which marks that table for conversion) must carry the project over
 with its data and its migration history: `alembic upgrade head` runs only the
-booking table's conversion, `alembic check` is clean, every row is still there,
-the new behaviour works, and the conversion downgrades and upgrades again.
+booking table's conversion and the rebuilds that give the older tables SQLite's
+AUTOINCREMENT, `alembic check` is clean, every row is still there, the new
+behaviour works (a deleted id is never given again), and the new migrations
+downgrade and upgrade again.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -26,7 +30,7 @@ from wellnest.project import Project
 
 pytestmark = pytest.mark.slow
 
-PREVIOUS = "51a6d53"
+PREVIOUS = "290ff5c"
 MODULES = [
     "bookings",
     "payment_methods",
@@ -63,6 +67,14 @@ async def main(step):
         refused = await http.delete(
             f"/api/v1/payment-methods/{methods[0]['id']}", headers=auth
         )
+        # The newest row deleted, then a new one: its id is never given again.
+        ids = []
+        for name in ("cash", "cheque"):
+            made = await http.post(
+                "/api/v1/payment-methods", json={"name": name}, headers=auth
+            )
+            ids.append(made.json()["id"])
+            await http.delete(f"/api/v1/payment-methods/{ids[-1]}", headers=auth)
         print(json.dumps({
             "methods": [m["name"] for m in methods],
             "invoices": [i["code"] for i in invoices],
@@ -72,6 +84,7 @@ async def main(step):
                                    "duration_minutes", "status")}
                 for b in bookings
             ],
+            "ids": ids,
             "overlap": overlap.status_code,
             "later": later.status_code,
         }))
@@ -153,12 +166,19 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     convert = answers[0]["legacy_booking"]
     assert answers[0] == {"name": "bookings", "legacy_booking": convert}
     assert convert["after"] == "create_invoices"  # the head the project had
+    # The tables made without AUTOINCREMENT are rebuilt with it, one after another.
+    rebuilds = [entry["changes"][-1] for entry in answers[1:]]
+    assert [change["rebuild"] for change in rebuilds] == ["autoincrement"] * 2
+    assert [change["after"] for change in rebuilds] == [
+        convert["revision"],
+        rebuilds[0]["revision"],
+    ]
     migrated = run("alembic", "upgrade", "head")
-    assert migrated.count("Running upgrade") == 1
+    assert migrated.count("Running upgrade") == 3
     assert f"-> {convert['revision']}" in migrated
     assert "No new upgrade operations detected" in run("alembic", "check")
-    # The conversion undoes and redoes cleanly, rows and all.
-    run("alembic", "downgrade", "-1")
+    # The conversion and the rebuilds undo and redo cleanly, rows and all.
+    run("alembic", "downgrade", "create_invoices")
     run("alembic", "upgrade", "head")
     assert "No new upgrade operations detected" in run("alembic", "check")
     after = script("check")
@@ -177,3 +197,12 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
         }
     ]
     assert (after["overlap"], after["later"]) == (409, 201)
+    first, second = after["ids"]
+    assert second > first
+    # Without the rebuild SQLite gave the deleted id again (2 and 2).
+    if database == "sqlite":
+        with closing(sqlite3.connect(tmp_path / "app.db")) as db:
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+            made = dict(db.execute(query).fetchall())
+        for table in ("bookings", "invoices", "payment_methods"):
+            assert "AUTOINCREMENT" in made[table], made[table]

@@ -86,12 +86,24 @@ def apply(root: Path, old: str, target: str | None) -> UpdateResult:
     from copier.errors import CopierError
 
     before = migrations.read_revisions(root)
-    converted = legacy_bookings(root, Project.find(root).answers.get("modules"), before)
+    modules = Project.find(root).answers.get("modules")
+    converted = legacy_bookings(root, modules, before)
+    # A booking conversion, when there is one, is the head the rebuilds come after.
+    conversion = next(
+        (
+            entry["legacy_booking"]["revision"]
+            for entry in converted or []
+            if isinstance(entry, dict) and "legacy_booking" in entry
+        ),
+        None,
+    )
+    rebuilt = autoincrement_rebuilds(root, converted or modules, before, conversion)
+    moved = rebuilt if rebuilt is not None else converted
     try:
         run_update(
             str(root),
             # copier renders the old side with the answers as they were, the new one with these.
-            data={"modules": converted} if converted is not None else {},
+            data={"modules": moved} if moved is not None else {},
             defaults=True,
             overwrite=True,
             skip_answered=True,
@@ -143,18 +155,65 @@ def legacy_bookings(
         plain = not set(mapped) - {"name", "singular", "revision", "after"}
         script = root / migrations.VERSIONS_DIR / f"{mapped.get('revision', 'create_bookings')}.py"
         if mapped.get("name") == "bookings" and plain and _creates_user_id(script):
-            heads = migrations.heads(revisions)
-            if len(heads) != 1:
-                msg = (
-                    f"expected one Alembic head in {migrations.VERSIONS_DIR} to convert the "
-                    f"booking table after, found {', '.join(heads) or 'none'}"
-                )
-                raise WellnestError(msg)
+            head = _single_head(revisions, "convert the booking table")
             revision = migrations.fresh_revision("bookings_convert", prefix="")
-            entry = {**mapped, "legacy_booking": {"revision": revision, "after": heads[0]}}
+            entry = {**mapped, "legacy_booking": {"revision": revision, "after": head}}
             found = True
         converted.append(entry)
     return converted if found else None
+
+
+def autoincrement_rebuilds(
+    root: Path, modules: object, revisions: list[migrations.Revision], head: str | None = None
+) -> list[object] | None:
+    """The modules answer with a `rebuild: autoincrement` change for every table made
+    before module tables had AUTOINCREMENT, or None when there is none.
+
+    Those tables let SQLite give a deleted row's id to the next row. The template
+    now creates them with AUTOINCREMENT, which changes their first migration but no
+    database that already ran it: each gets a migration, chained after the
+    project's head, that rebuilds it on SQLite. A table made by a booking
+    conversion (legacy_booking) or a module removed since needs none. The first
+    rebuild comes after `head`, by default the project's one head."""
+    if not isinstance(modules, list):
+        return None
+    rebuilt: list[object] = []
+    found = False
+    for entry in modules:
+        mapped = entry if isinstance(entry, dict) else {"name": entry}
+        name = str(mapped.get("name"))
+        script = root / migrations.VERSIONS_DIR / f"{mapped.get('revision', f'create_{name}')}.py"
+        changes = mapped.get("changes") or []
+        done = any(isinstance(change, dict) and "rebuild" in change for change in changes)
+        skip = done or "removed" in mapped or "legacy_booking" in mapped
+        if not skip and _lacks_autoincrement(script):
+            if head is None:
+                head = _single_head(revisions, "rebuild its tables with AUTOINCREMENT")
+            revision = migrations.fresh_revision(f"{name}_rebuild", prefix="")
+            change = {"rebuild": "autoincrement", "revision": revision, "after": head}
+            entry = {**mapped, "changes": [*changes, change]}
+            head, found = revision, True
+        rebuilt.append(entry)
+    return rebuilt if found else None
+
+
+def _single_head(revisions: list[migrations.Revision], purpose: str) -> str:
+    heads = migrations.heads(revisions)
+    if len(heads) != 1:
+        msg = (
+            f"expected one Alembic head in {migrations.VERSIONS_DIR} to {purpose} after, "
+            f"found {', '.join(heads) or 'none'}"
+        )
+        raise WellnestError(msg)
+    return heads[0]
+
+
+def _lacks_autoincrement(script: Path) -> bool:
+    try:
+        text = script.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "op.create_table(" in text and "sqlite_autoincrement" not in text
 
 
 def _creates_user_id(script: Path) -> bool:

@@ -117,7 +117,19 @@ FieldDatetime = Annotated[
     ),
 ]
 
-FieldDate = Annotated[date, BeforeValidator(not_a_number)]
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _full_date(value: object) -> object:
+    # Pydantic would also read "0" as 1970-01-01 and take a timestamp's date;
+    # the schema's `format: date` is YYYY-MM-DD, and so is what is accepted.
+    if isinstance(value, str) and not _FULL_DATE.fullmatch(value):
+        msg = "must be a date written YYYY-MM-DD, e.g. 2030-01-31"
+        raise ValueError(msg)
+    return value
+
+
+FieldDate = Annotated[date, BeforeValidator(_full_date), BeforeValidator(not_a_number)]
 
 
 class DecimalText:

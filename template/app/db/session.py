@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from app.core.config import settings
 from app.core.logging import one_line
 from app.db.errors import DatabaseUnresponsive, database_unavailable
+from app.db.types import decimal_key
 from app.db.watchdog import Watchdog, abandon_after
 
 logger = logging.getLogger("app.db")
@@ -49,6 +50,10 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, reads: bool) -> N
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Decimals are text here: lists compare and sort them through this.
+        dbapi_connection.create_function(
+            "decimal_key", 1, decimal_key, deterministic=True
+        )
         if not in_memory:
             # WAL: readers never block the writer, nor the writer readers.
             # synchronous=NORMAL is durable across application crashes in WAL

@@ -7,6 +7,9 @@ from typing import Any
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -129,3 +132,43 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return Decimal(value).quantize(self._quantum, context=self._context)
+
+
+def decimal_key(text: str | None) -> str | None:
+    """Text that sorts as the decimal `text` does. SQLite holds ExactDecimal as
+    text, which compares as text ("-2" > "-10"); lists compare and sort SQLite's
+    decimals through this, registered on each connection (app/db/session.py)."""
+    if text is None:
+        return None
+    sign, digits, exponent = Decimal(text).as_tuple()
+    assert isinstance(exponent, int)  # stored decimals are finite
+    places = list(digits)
+    while places and places[-1] == 0:  # 1.50 sorts as 1.5
+        places.pop()
+        exponent += 1
+    if not places:
+        return "1"  # zero, between the negatives (0...) and the positives (2...)
+    point = len(places) + exponent  # where the decimal point sits
+    if not sign:
+        return f"2{point + 5000:05d}" + "".join(map(str, places))
+    # Negatives sort in reverse: a farther point and larger digits sort first;
+    # "~" ends the digits, after any digit, so -1 sorts after -1.5.
+    return f"0{5000 - point:05d}" + "".join(str(9 - d) for d in places) + "~"
+
+
+class SortableDecimal(FunctionElement[Decimal]):
+    """An ExactDecimal column or value as lists compare and sort it: itself, and
+    on SQLite its decimal_key."""
+
+    name = "decimal_key"
+    inherit_cache = True
+
+
+@compiles(SortableDecimal)
+def _as_itself(element: SortableDecimal, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(SortableDecimal, "sqlite")
+def _as_key(element: SortableDecimal, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"decimal_key({compiler.process(element.clauses, **kw)})"

@@ -11,6 +11,7 @@ from app.core.validation import (
     TIMESTAMP_YEARS,
     Body,
     Email,
+    FieldDate,
     FieldDatetime,
 )
 
@@ -59,6 +60,14 @@ def test_a_timestamp_outside_those_years_is_refused(sent: str) -> None:
     assert not re.match(TIMESTAMP_YEARS, sent)
     with pytest.raises(ValidationError, match="years 1001 to 9998"):
         stamp.validate_python(sent)
+
+
+@pytest.mark.parametrize("sent", ["0", "1", "2030-01-31T00:00:00", "20300131", "1e3"])
+def test_a_date_is_written_yyyy_mm_dd_and_nothing_else(sent: str) -> None:
+    # Pydantic alone reads "0" as 1970-01-01, and a timestamp as its date.
+    with pytest.raises(ValidationError, match="YYYY-MM-DD"):
+        TypeAdapter(FieldDate).validate_python(sent)
+    assert str(TypeAdapter(FieldDate).validate_python("2030-01-31")) == "2030-01-31"
 
 
 @pytest.mark.parametrize(

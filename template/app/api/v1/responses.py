@@ -24,6 +24,20 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 UNAUTHORIZED = error_responses(status.HTTP_401_UNAUTHORIZED)
+# A list route: a page, and the next one's address when there is one; 400 for a
+# cursor that is not one of the list's.
+LISTED: dict[int | str, dict[str, Any]] = {
+    status.HTTP_200_OK: {
+        "description": "A page of the list",
+        "headers": {
+            "Link": {
+                "description": 'rel="next": the next page, when one follows (RFC 8288)',
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    **error_responses(status.HTTP_400_BAD_REQUEST, status.HTTP_401_UNAUTHORIZED),
+}
 OWNED_OBJECT = error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)
 # For resources whose writes can collide (a booked slot).
 CONFLICTING_CREATE = error_responses(

@@ -96,6 +96,7 @@ def test_its_own_test_suite_passes_on_sqlite(
         for name, *_ in RENDERS[render][1]
         for path in (
             f"tests/integration/api/v1/test_{name}_endpoints.py",
+            f"tests/integration/api/v1/test_{name}_lists.py",
             f"tests/unit/test_modules/test_{name}_service.py",
         )
     ]

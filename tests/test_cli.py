@@ -85,6 +85,7 @@ def test_a_reference_leaves_the_referenced_module_untouched(render: Render) -> N
         "app/api/v1/endpoints/invoices.py",
         "tests/factories/invoices.py",
         "tests/integration/api/v1/test_invoices_endpoints.py",
+        "tests/integration/api/v1/test_invoices_lists.py",
         "tests/unit/test_modules/test_invoices_service.py",
     }, sorted(changed)
 

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ from wellnest.errors import WellnestError
 # What the history holds, relative to the blueprint root (copier.yml's folder).
 CONTENT = ("copier.yml", "includes", "template")
 _INDEX = "wellnest-index.json"  # (content digest -> tag), inside .git
+# Released versions' templates, in a wheel cut by scripts/release.py (absent in a checkout).
+BUNDLE = Path(__file__).with_name("history.bundle")
+_BUNDLED = "bundle imported by"  # index key: the version whose bundle was imported
 
 
 def data_home() -> Path:
@@ -73,6 +77,10 @@ def sync(blueprint: Blueprint, version: str | None = None) -> Source:
         store.parent.mkdir(parents=True, exist_ok=True)
         with _locked(store.parent / "template.lock"):
             index = _read_index(store)
+            if BUNDLE.is_file() and index.get(_BUNDLED) != version:
+                _import_released(store)
+                index[_BUNDLED] = version
+                _write_index(store, index)
             tag = index.get(digest)
             if tag is None or not has_tag(store, tag):
                 tag = _commit(store, files, version)
@@ -83,6 +91,32 @@ def sync(blueprint: Blueprint, version: str | None = None) -> Source:
         msg = f"could not record the template's history in {store}: {str(detail).strip()}"
         raise WellnestError(msg) from exc
     return Source(store, tag)
+
+
+def _import_released(store: Path) -> None:
+    """Every released version's template, from the history the wheel carries
+    (scripts/release.py builds it): a project made by a version this machine never
+    installed updates all the same, on a teammate's machine as on its author's."""
+    _init(store)
+    listed = _git(store, "bundle", "list-heads", str(BUNDLE)).stdout.split()
+    missing = [
+        ref
+        for ref in listed[1::2]
+        if ref.startswith("refs/tags/") and not has_tag(store, ref.removeprefix("refs/tags/"))
+    ]
+    if missing:
+        _git(store, "fetch", "-q", str(BUNDLE), *(f"{ref}:{ref}" for ref in missing))
+
+
+def build_history(releases: list[tuple[str, Path]], bundle: Path) -> list[str]:
+    """The template of each (version, blueprint root), oldest first, committed and
+    tagged as sync() records it, written to `bundle`; returns the tags."""
+    with tempfile.TemporaryDirectory(prefix="wellnest-history-") as scratch:
+        store = Path(scratch) / "template"
+        tags = [_commit(store, _content(Blueprint(root)), version) for version, root in releases]
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        _git(store, "bundle", "create", "-q", str(bundle.resolve()), "--tags")
+    return tags
 
 
 def remember(blueprint: Blueprint) -> None:
@@ -119,11 +153,7 @@ def _digest(files: dict[str, bytes]) -> str:
 
 def _commit(store: Path, files: dict[str, bytes], version: str) -> str:
     """Replace the work tree with `files`, commit if anything changed, and tag."""
-    if not (store / ".git").is_dir():
-        if store.exists():
-            shutil.rmtree(store)  # a half-made store from an interrupted first run
-        store.mkdir()
-        _git(store, "init", "-q", "-b", "main")
+    _init(store)
     for child in store.iterdir():
         if child.name != ".git":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -146,6 +176,14 @@ def _commit(store: Path, files: dict[str, bytes], version: str) -> str:
         if _git(store, "rev-parse", f"{tag}^{{tree}}").stdout.strip() == tree:
             return tag
     raise WellnestError(f"the template history in {store} has conflicting tags for {version}")
+
+
+def _init(store: Path) -> None:
+    if not (store / ".git").is_dir():
+        if store.exists():
+            shutil.rmtree(store)  # a half-made store from an interrupted first run
+        store.mkdir(parents=True)
+        _git(store, "init", "-q", "-b", "main")
 
 
 def has_tag(store: Path, tag: str) -> bool:

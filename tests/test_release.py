@@ -1,0 +1,211 @@
+"""wellnest as a maintained project: one version source, a changelog entry for every
+release, and a release command whose wheel updates, on a machine that never ran
+an older wellnest, a project made by the previous release."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import REPO, UV, git, uv_env
+from tests.test_update_and_install import build_wheel, pip_install
+from wellnest import __version__
+from wellnest.cli import app
+
+RELEASE = REPO / "scripts" / "release.py"
+
+
+def _tags(repo: Path) -> list[str]:
+    return git(repo, "tag", "--list", "v*").split()
+
+
+def _entry(changelog: str, version: str) -> str | None:
+    found = re.search(
+        rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}\n(.*?)(?=^## \[|\Z)",
+        changelog,
+        re.M | re.S,
+    )
+    return found.group(1) if found else None
+
+
+def test_every_release_has_a_changelog_entry_saying_what_changes() -> None:
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = {tag[1:] for tag in _tags(REPO)} | {__version__}
+    for version in sorted(versions):
+        entry = _entry(changelog, version)
+        assert entry is not None, f"CHANGELOG.md has no entry for {version}"
+        assert "### What changes in your project" in entry, version
+
+
+def test_the_version_has_one_source() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"]["path"] == "src/wellnest/__init__.py"
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.output.strip() == f"wellnest {__version__}"
+
+
+def test_the_repository_workflow_matches_the_schema_and_runs_ci_run() -> None:
+    workflow = REPO / ".github/workflows/ci.yml"
+    checked = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("check-jsonschema")),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(workflow),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    job = yaml.safe_load(workflow.read_text())["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python"] == ["3.11", "3.12", "3.13"]
+    assert set(job["services"]) == {"postgres", "mariadb", "redis"}
+    assert {"run": "bash .ci/run", "name": "The README's test command"} in job["steps"]
+
+
+def test_pre_commit_hooks_are_local_and_name_tools_that_exist() -> None:
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    # Remote hook repositories are cloned on first run: no network, no hooks.
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    hooks = {hook["id"]: hook["entry"] for hook in config["repos"][0]["hooks"]}
+    assert set(hooks) == {"ruff-format", "ruff-check", "mypy", "docs-drift"}
+    for entry in hooks.values():
+        program = entry.split()[0]
+        assert program.startswith(".venv/bin/"), entry
+        assert Path(sys.executable).with_name(program.rsplit("/", 1)[1]).exists(), entry
+    assert (REPO / "docs/generate.py").is_file()
+
+
+def _clone(tmp_path: Path) -> Path:
+    clone = tmp_path / "wellnest"
+    git(tmp_path, "clone", "-q", str(REPO), str(clone))
+    git(clone, "config", "user.email", "release@example.com")
+    git(clone, "config", "user.name", "Release")
+    return clone
+
+
+def _release(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(clone / "scripts/release.py"), *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_the_release_command_refuses_what_it_cannot_release(tmp_path: Path) -> None:
+    clone = _clone(tmp_path)
+    before = (git(clone, "rev-parse", "HEAD"), _tags(clone))
+    refusals = {
+        "banana": "is not a version",
+        "0.0.1": "not newer",
+        "99.0.0": "no entry",
+    }
+    for version, reason in refusals.items():
+        result = _release(clone, version)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert reason in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    (clone / "README.md").write_text("edited\n")
+    result = _release(clone, "99.0.0")
+    assert "uncommitted changes" in result.stderr
+    assert (git(clone, "rev-parse", "HEAD"), _tags(clone)) == before
+
+
+def _on_a_machine(home: Path, venv: Path) -> dict[str, str]:
+    """The environment of a user whose home is `home`, with wellnest from `venv`."""
+    env = {**uv_env(), "HOME": str(home), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
+    for name in ("WELLNEST_HOME", "XDG_DATA_HOME", "PYTHONPATH"):
+        env.pop(name, None)
+    home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _venv(path: Path, wheel: Path) -> Path:
+    subprocess.run(
+        [*UV, "venv", "-q", "--python", sys.executable, str(path)], check=True, env=uv_env()
+    )
+    pip_install(path, wheel)
+    return path
+
+
+@pytest.mark.slow
+def test_a_release_wheel_updates_a_project_of_the_previous_release_anywhere(
+    tmp_path: Path,
+) -> None:
+    previous = max(_tags(REPO), key=lambda tag: [int(p) for p in tag[1:].split(".")], default=None)
+    if previous is None:
+        pytest.skip("this checkout has no release tags (a shallow clone)")
+    clone = _clone(tmp_path)
+    changelog = clone / "CHANGELOG.md"
+    entry = "## [9.9.9] - 2030-01-01\n\n### What changes in your project\n- Nothing.\n\n"
+    text = changelog.read_text()
+    changelog.write_text(text.replace("## [", entry + "## [", 1))
+    git(clone, "commit", "-qam", "Changelog for 9.9.9")
+
+    result = _release(clone, "9.9.9", "--dist", str(tmp_path / "dist"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "v9.9.9" in _tags(clone)
+    assert 'version__ = "9.9.9"' in (clone / "src/wellnest/__init__.py").read_text()
+    wheel = next((tmp_path / "dist").glob("wellnest-9.9.9-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        bundle = archive.read("wellnest/history.bundle")
+    (tmp_path / "history.bundle").write_bytes(bundle)
+    heads = git(tmp_path, "bundle", "list-heads", str(tmp_path / "history.bundle"))
+    for tag in [*_tags(REPO), "v9.9.9"]:
+        assert f"refs/tags/{tag}\n" in heads, tag
+
+    # A project made by the previous release, on its author's machine.
+    git(clone, "worktree", "add", "-q", str(tmp_path / "old"), previous)
+    old = _venv(tmp_path / "old-venv", build_wheel(tmp_path / "old", tmp_path / "old-dist"))
+    work = tmp_path / "work"
+    work.mkdir()
+    author = _on_a_machine(tmp_path / "author", old)
+    made = subprocess.run(
+        ["wellnest", "new", "svc", "--defaults"],
+        cwd=work,
+        env=author,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    project = work / "svc"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == previous
+    assert answers["_src_path"].startswith("~/")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+
+    # A teammate's machine: the new wheel, an empty home.
+    new = _venv(tmp_path / "new-venv", wheel)
+    teammate = _on_a_machine(tmp_path / "teammate", new)
+    assert not os.listdir(tmp_path / "teammate")
+    updated = subprocess.run(
+        ["wellnest", "update"],
+        cwd=project,
+        env=teammate,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v9.9.9"

@@ -29,9 +29,13 @@ EVERY_TYPE = [
     "attempts:int:default=0",
     "sequence:bigint:opt:uniq",
     "captured:bool:default=true",
-    "notes:text:opt",
+    "notes:text:opt:search",
 ]
-REFUNDS = ["payment:ref=payments:ondelete=cascade", "amount:decimal=10,2", "reason:str=200:opt"]
+REFUNDS = [
+    "payment:ref=payments:ondelete=cascade",
+    "amount:decimal=10,2",
+    "reason:str=200:opt:search",
+]
 RECEIPTS = ["refund:ref=refunds", "slot:ref=bookings", "number:int:uniq", "order:str=10:index"]
 # Every type at its bounds, with names at their length limits (24 for modules, 30 for
 # fields): the render must still pass ruff, mypy and its own suite on every database.
@@ -43,7 +47,7 @@ BOUNDS = [
     "fraction_with_full_scale_ratio:decimal=30,30",
     "single_digit:decimal=1,0:default=-9",
     "total_with_ten_decimal_places:decimal=38,10:default=-1234567890123456789012345678.0123456789",
-    "notes_up_to_two_thousand_char:str=2000",
+    "notes_up_to_two_thousand_char:str=2000:search",
     "smallest_and_largest_integers:int:index",
     "very_large_signed_counter_val:bigint:uniq",
     "day_of_the_maintenance_visits:date:opt:default=9999-12-31",
@@ -52,7 +56,7 @@ BOUNDS = [
     f"maintenance_status_value_name:enum={ENUM_VALUES}",
     "arbitrary_structured_metadata:json:opt",
     "is_currently_under_warranty_x:bool:default=false",
-    "long_free_form_description_tx:text:opt",
+    "long_free_form_description_tx:text:opt:search",
 ]
 # The template's default modules: the seed's booking domain as fields and a no-overlap rule.
 BOOKINGS = {
@@ -165,6 +169,8 @@ def test_a_referenced_module_cannot_be_removed(render: Render) -> None:
         ("status:enum=a,b:default=c", "is not one of a, b"),
         ("x:str:sorted", "unknown modifier 'sorted'"),
         ("x:str:opt:opt", "given twice"),
+        ("n:int:search", "search applies to str and text fields only"),
+        ("x:str:search=yes", "modifier 'search' takes no value"),
         ("booking:ref=bookings:ondelete=setnull", "needs opt"),
         ("x:int:ondelete=cascade", "ondelete applies to refs only"),
         ("other:ref=widgets", "no module 'widgets' is listed before 'payments'"),

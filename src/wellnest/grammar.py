@@ -27,7 +27,8 @@ Types
 Modifiers (each at most once, in any order)
   opt             may be null, and may be omitted
   uniq            unique per owner: a duplicate answers 409
-  index           indexed (refs always are); enum, bool and ref fields filter lists
+  index           indexed, and lists sort by it (refs always are)
+  search          str and text: the list's ?q= finds words in it
   default=VALUE   the value when omitted; datetime takes now, uuid takes new
   ondelete=ACTION for refs: restrict (409 while referenced, the default),
                   cascade, or setnull (needs opt)

@@ -26,7 +26,7 @@ MAX_PAGE_SIZE = 100
 # Values in one `__in` filter: bounded, like every input.
 MAX_VALUES = 50
 _CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,4000}\.[A-Za-z0-9_-]{22}$"
-_NOT_FILTERS = frozenset({"limit", "offset", "sort", "cursor"})
+_NOT_FILTERS = frozenset({"limit", "offset", "sort", "cursor", "q"})
 
 
 def split_values(value: object) -> object:
@@ -53,6 +53,8 @@ class ListQuery(BaseModel):
 
     # Fields an index serves, so a sorted page never sorts the whole table.
     SORTABLE: ClassVar[tuple[str, ...]] = ("id",)
+    # Fields declared `:search`: a list with any has a `q` parameter.
+    SEARCHABLE: ClassVar[tuple[str, ...]] = ()
 
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Items a page")
     offset: int = Field(
@@ -98,9 +100,19 @@ class ListQuery(BaseModel):
         """The filters given: `FIELD` or `FIELD__OPERATOR` -> value."""
         return self.model_dump(exclude_none=True, exclude=set(_NOT_FILTERS))
 
+    def words(self) -> list[str]:
+        """What `q` asks for: each word must appear in one searchable field."""
+        text = getattr(self, "q", None)
+        return text.split() if isinstance(text, str) else []
+
     def is_plain(self) -> bool:
-        """No sort, filter or cursor: the list by id that routes prepare once."""
-        return self.sort is None and self.cursor is None and not self.conditions()
+        """No sort, filter, search or cursor: the list routes prepare once."""
+        return (
+            self.sort is None
+            and self.cursor is None
+            and not self.conditions()
+            and not self.words()
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     and_,
     false,
+    func,
     literal,
     or_,
     select,
@@ -67,6 +68,10 @@ def statement(
             column, value = _comparable(column), _comparable(column, value)
         chosen = chosen.where(_COMPARE[compare](column, value))
     # Columns as Any: a mapped class's __table__ is typed as a FromClause.
+    words = query.words()
+    if words:
+        fields = [table.c[name] for name in type(query).SEARCHABLE]
+        chosen = chosen.where(and_(*(_anywhere(fields, word) for word in words)))
     order: list[tuple[Any, bool]] = [
         (table.c[name], descending) for name, descending in query.order()
     ]
@@ -120,6 +125,15 @@ def _after(
     if len(order) == 1:
         return beyond
     return or_(beyond, and_(equal, _after(order[1:], keys[1:])))
+
+
+def _anywhere(fields: Sequence[Any], word: str) -> ColumnElement[bool]:
+    """The word in one of the fields, whatever the case; % and _ are letters here.
+    (SQLite's lower() knows only ASCII: app/db/session.py gives it Python's.)"""
+    folded = word.lower()
+    return or_(
+        *(func.lower(field).contains(folded, autoescape=True) for field in fields)
+    )
 
 
 def _comparable(column: Any, value: Any = None) -> Any:

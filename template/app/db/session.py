@@ -54,6 +54,8 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, reads: bool) -> N
         dbapi_connection.create_function(
             "decimal_key", 1, decimal_key, deterministic=True
         )
+        # A list's ?q= is case-insensitive; SQLite's own lower() knows only ASCII.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         if not in_memory:
             # WAL: readers never block the writer, nor the writer readers.
             # synchronous=NORMAL is durable across application crashes in WAL
@@ -73,6 +75,10 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, reads: bool) -> N
         # writer committed fails at once, without waiting: nine in ten of 16
         # concurrent creates (each reads before it writes) answered 503.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _in_memory(url: str) -> bool:

@@ -135,6 +135,13 @@ def _on_a_machine(home: Path, venv: Path) -> dict[str, str]:
     return env
 
 
+def _wellnest(env: dict[str, str], cwd: Path, *args: str) -> None:
+    done = subprocess.run(
+        ["wellnest", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _venv(path: Path, wheel: Path) -> Path:
     subprocess.run(
         [*UV, "venv", "-q", "--python", sys.executable, str(path)], check=True, env=uv_env()
@@ -176,15 +183,7 @@ def test_a_release_wheel_updates_a_project_of_the_previous_release_anywhere(
     work = tmp_path / "work"
     work.mkdir()
     author = _on_a_machine(tmp_path / "author", old)
-    made = subprocess.run(
-        ["wellnest", "new", "svc", "--defaults"],
-        cwd=work,
-        env=author,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert made.returncode == 0, made.stdout + made.stderr
+    _wellnest(author, work, "new", "svc", "--defaults")
     project = work / "svc"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == previous
@@ -197,15 +196,7 @@ def test_a_release_wheel_updates_a_project_of_the_previous_release_anywhere(
     new = _venv(tmp_path / "new-venv", wheel)
     teammate = _on_a_machine(tmp_path / "teammate", new)
     assert not os.listdir(tmp_path / "teammate")
-    updated = subprocess.run(
-        ["wellnest", "update"],
-        cwd=project,
-        env=teammate,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    _wellnest(teammate, project, "update")
 
-    assert updated.returncode == 0, updated.stdout + updated.stderr
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v9.9.9"

@@ -242,7 +242,9 @@ class Bench:
             dest = self.work / f"copier{index}"
             shutil.rmtree(dest, ignore_errors=True)
             started = time.perf_counter()
-            run([copier, "copy", "--quiet", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(dest)])
+            run(
+                [copier, "copy", "--quiet", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(dest)]
+            )
             times.append(time.perf_counter() - started)
         return statistics.median(times)
 

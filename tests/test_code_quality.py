@@ -14,12 +14,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_format_and_lint_are_clean() -> None:
-    formatted = _run("ruff", "format", "--check", "src", "tests", "bench", "docs")
-    linted = _run("ruff", "check", "src", "tests", "bench", "docs")
+    formatted = _run("ruff", "format", "--check", "src", "tests", "bench", "docs", "scripts")
+    linted = _run("ruff", "check", "src", "tests", "bench", "docs", "scripts")
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_mypy_strict_passes_on_the_cli() -> None:
-    result = _run("mypy", "--strict", "src/wellnest")
+    result = _run("mypy", "--strict", "src/wellnest", "scripts")
     assert result.returncode == 0, result.stdout + result.stderr

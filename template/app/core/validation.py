@@ -86,8 +86,17 @@ Email = Annotated[
     EmailStr, Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN})
 ]
 
-# A query-string value: text a database can store, without control characters.
-QueryText = Annotated[SafeText, AfterValidator(_no_control_characters)]
+# A query-string value: text a database can store, without control characters;
+# the schema says so too (its pattern replaces SafeText's NUL rule, which it covers).
+QueryText = Annotated[
+    SafeText,
+    AfterValidator(_no_control_characters),
+    Field(
+        json_schema_extra={
+            "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+        }
+    ),
+]
 
 # MySQL's DATETIME starts in year 1000, and near year 9999 converting to UTC
 # overflows. The years a timestamp may be written in, 1001 to 9998, keep every

@@ -25,7 +25,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 UNAUTHORIZED = error_responses(status.HTTP_401_UNAUTHORIZED)
 # A list route: a page, and the next one's address when there is one; 400 for a
-# cursor that is not one of the list's.
+# cursor that is not one of the list's, 422 for a query string it refuses.
 LISTED: dict[int | str, dict[str, Any]] = {
     status.HTTP_200_OK: {
         "description": "A page of the list",
@@ -37,6 +37,16 @@ LISTED: dict[int | str, dict[str, Any]] = {
         },
     },
     **error_responses(status.HTTP_400_BAD_REQUEST, status.HTTP_401_UNAUTHORIZED),
+    # The query string is read by a dependency of ours (app/api/pagination.py), so
+    # FastAPI does not know to document its 422.
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "description": "Validation Error",
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
+            }
+        },
+    },
 }
 OWNED_OBJECT = error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)
 # For resources whose writes can collide (a booked slot).

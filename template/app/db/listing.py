@@ -67,11 +67,11 @@ def statement(
         if compare in _RANGES:
             column, value = _comparable(column), _comparable(column, value)
         chosen = chosen.where(_COMPARE[compare](column, value))
-    # Columns as Any: a mapped class's __table__ is typed as a FromClause.
     words = query.words()
     if words:
         fields = [table.c[name] for name in type(query).SEARCHABLE]
         chosen = chosen.where(and_(*(_anywhere(fields, word) for word in words)))
+    # Columns as Any: a mapped class's __table__ is typed as a FromClause.
     order: list[tuple[Any, bool]] = [
         (table.c[name], descending) for name, descending in query.order()
     ]

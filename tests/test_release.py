@@ -162,7 +162,10 @@ def test_a_release_wheel_updates_a_project_of_the_previous_release_anywhere(
     entry = "## [9.9.9] - 2030-01-01\n\n### What changes in your project\n- Nothing.\n\n"
     text = changelog.read_text()
     changelog.write_text(text.replace("## [", entry + "## [", 1))
-    git(clone, "commit", "-qam", "Changelog for 9.9.9")
+    # A template change for the update to carry (the previous release may be HEAD's).
+    ignored = clone / "template/.gitignore"
+    ignored.write_text(ignored.read_text() + ".release-test/\n")
+    git(clone, "commit", "-qam", "Changelog for 9.9.9; a template change")
 
     result = _release(clone, "9.9.9", "--dist", str(tmp_path / "dist"))
 
@@ -200,3 +203,4 @@ def test_a_release_wheel_updates_a_project_of_the_previous_release_anywhere(
 
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v9.9.9"
+    assert ".release-test/" in (project / ".gitignore").read_text()

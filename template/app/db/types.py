@@ -29,6 +29,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     # question on to its impl, which has no such attribute.
     name = None
 
+    @property
+    def python_type(self) -> type[datetime]:
+        # A decorator answers `object` unless told: list cursors decode keys by it.
+        return datetime
+
     def process_bind_param(
         self, value: datetime | None, dialect: Dialect
     ) -> datetime | None:
@@ -67,6 +72,11 @@ class ExactText(TypeDecorator[str]):
     cache_ok = True
     name = None  # for Alembic's batch mode, as UTCDateTime
 
+    @property
+    def python_type(self) -> type[str]:
+        # A decorator answers `object` unless told: list cursors decode keys by it.
+        return str
+
     def __init__(self, length: int) -> None:
         super().__init__(length)
         self.length = length
@@ -100,6 +110,11 @@ class ExactDecimal(TypeDecorator[Decimal]):
     impl = Numeric
     cache_ok = True
     name = None  # for Alembic's batch mode, as UTCDateTime
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        # A decorator answers `object` unless told: list cursors decode keys by it.
+        return Decimal
 
     def __init__(self, precision: int, scale: int) -> None:
         super().__init__(precision, scale, asdecimal=True)

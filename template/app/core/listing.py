@@ -42,8 +42,10 @@ def split_values(value: object) -> object:
 T = TypeVar("T")
 # A set filter, `?FIELD__in=A,B` (or the parameter repeated): at most MAX_VALUES.
 AnyOf = Annotated[list[T], BeforeValidator(split_values), Field(max_length=MAX_VALUES)]
-# An id a set filter names: ids are 32-bit on PostgreSQL.
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# Ids are 32-bit on PostgreSQL: a larger value is a bad request, not a driver error.
+MAX_ID = 2**31 - 1
+# An id a set filter names.
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ListQuery(BaseModel):

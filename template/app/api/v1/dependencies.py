@@ -20,6 +20,7 @@ from app.core.exceptions import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from app.core.listing import MAX_ID, MAX_PAGE_SIZE
 from app.core.rate_limit import RateLimiter
 from app.core.security import decode_access_token
 from app.db.session import (
@@ -135,8 +136,6 @@ async def get_current_user_id(
 
 CurrentUserId = Annotated[int, Depends(get_current_user_id)]
 
-MAX_PAGE_SIZE = 100
-
 
 class Pagination(BaseModel):
     limit: int
@@ -153,8 +152,6 @@ async def get_pagination(
 
 PaginationDep = Annotated[Pagination, Depends(get_pagination)]
 
-# Ids are 32-bit on PostgreSQL: a larger value is a bad request, not a driver error.
-MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 

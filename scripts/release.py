@@ -65,8 +65,12 @@ def check(version: str) -> str | None:
         return f"{version!r} is not a version (e.g. 0.4.0)"
     if str(new) != version:
         return f"write the version as {new}"
-    newest = max(released(), default=None)
-    if newest is not None and new <= newest:
+    # The version in __init__.py is the last release's, so a clone that lacks the
+    # tags (a CI checkout, `git clone --no-tags`) still refuses going backwards.
+    current = Version(current_version())
+    tags = released()
+    newest = max([*tags, current])
+    if new <= newest:
         return f"{version} is not newer than the released {newest}"
     if git("status", "--porcelain"):
         return "the work tree has uncommitted changes; commit or stash them first"
@@ -75,7 +79,17 @@ def check(version: str) -> str | None:
         return f"CHANGELOG.md has no entry '## [{version}] - DATE'"
     if "### What changes in your project" not in entry:
         return f"the CHANGELOG.md entry of {version} lacks 'What changes in your project'"
+    if current not in tags:
+        # The wheel's history bundle is built from the tags: without them it would
+        # not carry the versions users' projects were made with.
+        return f"this clone lacks the tag v{current}; run `git fetch --tags` first"
     return None
+
+
+def current_version() -> str:
+    found = _VERSION_LINE.search(INIT.read_text(encoding="utf-8"))
+    assert found is not None, f"{INIT} has no __version__ line"
+    return found.group(1)
 
 
 def bump(version: str) -> None:

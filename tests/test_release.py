@@ -88,9 +88,9 @@ def test_pre_commit_hooks_are_local_and_name_tools_that_exist() -> None:
     assert (REPO / "docs/generate.py").is_file()
 
 
-def _clone(tmp_path: Path) -> Path:
+def _clone(tmp_path: Path, *options: str) -> Path:
     clone = tmp_path / "wellnest"
-    git(tmp_path, "clone", "-q", str(REPO), str(clone))
+    git(tmp_path, "clone", "-q", *options, str(REPO), str(clone))
     git(clone, "config", "user.email", "release@example.com")
     git(clone, "config", "user.name", "Release")
     return clone
@@ -124,6 +124,32 @@ def test_the_release_command_refuses_what_it_cannot_release(tmp_path: Path) -> N
     result = _release(clone, "99.0.0")
     assert "uncommitted changes" in result.stderr
     assert (git(clone, "rev-parse", "HEAD"), _tags(clone)) == before
+
+
+def test_a_clone_without_tags_refuses_going_back_and_building_a_thin_wheel(
+    tmp_path: Path,
+) -> None:
+    # CI checkouts often carry no tags: the version in __init__.py still bounds the
+    # next one, and the release waits for the tags its history bundle is built from.
+    clone = _clone(tmp_path, "--no-tags")
+    assert _tags(clone) == []
+    result = _release(clone, "0.0.1")
+    assert result.returncode == 2
+    assert "not newer" in result.stderr
+    changelog = clone / "CHANGELOG.md"
+    changelog.write_text(
+        changelog.read_text().replace(
+            "## [Unreleased]",
+            "## [Unreleased]\n\n## [99.0.0] - 2099-01-01\n\n### What changes in your project\n\n- Nothing.\n",
+            1,
+        )
+    )
+    git(clone, "commit", "-q", "-am", "changelog")
+    head = git(clone, "rev-parse", "HEAD")
+    result = _release(clone, "99.0.0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "git fetch --tags" in result.stderr
+    assert (git(clone, "rev-parse", "HEAD"), _tags(clone)) == (head, [])
 
 
 def _on_a_machine(home: Path, venv: Path) -> dict[str, str]:

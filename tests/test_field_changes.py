@@ -162,17 +162,26 @@ def test_fields_change_under_rows_that_keep_their_data(
     assert isinstance(first, list)
     assert [row["code"] for row in first] == ["INV-1", "INV-2"]
 
-    # An optional field and a required one with a default, in one change.
-    step("add-field", "invoices", "note:text:opt", "kind:enum=retail,trade:default=retail:index")
+    # An optional field, a required one with a default and a many-to-many link, in
+    # one change: rows that exist link to nothing.
+    step(
+        "add-field",
+        "invoices",
+        "note:text:opt",
+        "kind:enum=retail,trade:default=retail:index",
+        "payers:refs=customers",
+    )
     body = {"code": "INV-3", "customer_id": customer, "status": "paid", "kind": "trade"}
+    body["payer_ids"] = [customer]
     after = script("create", json.dumps({**body, "note": "hi"}), "filter", "kind=trade")
     made, rows = after["created"], after["rows"]
     assert isinstance(made, list)
     assert isinstance(rows, list)
     assert made[0] == 201
-    assert (made[1]["kind"], made[1]["note"]) == ("trade", "hi")
+    assert (made[1]["kind"], made[1]["note"], made[1]["payer_ids"]) == ("trade", "hi", [customer])
     assert after["found"] == [200, ["INV-3"]]
-    assert rows[:2] == [{**row, "note": None, "kind": "retail"} for row in first]
+    assert rows[:2] == [{**row, "note": None, "kind": "retail", "payer_ids": []} for row in first]
+    assert script("filter", f"payer_id={customer}")["found"] == [200, ["INV-3"]]
 
     # A rename keeps the column's values; its index and unique constraint follow.
     step("rename-field", "invoices", "code", "number")
@@ -186,11 +195,17 @@ def test_fields_change_under_rows_that_keep_their_data(
     assert isinstance(created, list)
     assert created[0] == 409
 
+    # A renamed link keeps its links (its table is renamed).
+    step("rename-field", "invoices", "payers", "backers")
+    linked = script("filter", f"backer_id={customer}")
+    assert linked["found"] == [200, ["INV-3"]]
+    assert [row["backer_ids"] for row in linked["rows"]] == [[], [], [customer]]
+
     step("remove-field", "invoices", "status")
     remaining = script()["rows"]
     assert isinstance(remaining, list)
     assert [sorted(row) for row in remaining] == [
-        ["customer_id", "id", "kind", "note", "number", "owner_id"]
+        ["backer_ids", "customer_id", "id", "kind", "note", "number", "owner_id"]
     ] * 3
 
     # A table others point at is changed too: on SQLite its rebuild must neither
@@ -209,15 +224,18 @@ def test_fields_change_under_rows_that_keep_their_data(
     assert after["rows"] == remaining  # the field keeps its name: customer_id
     assert after["refused"][0] == 409
     assert "still referenced by bills" in after["refused"][1]
-    # A ref that followed a rename drops its foreign key by the name it has now.
+    # A ref that followed a rename drops its foreign key by the name it has now,
+    # and a link table renamed with its module is dropped by its new name.
     step("remove-field", "bills", "customer")
+    step("remove-field", "bills", "backers")
     assert script()["rows"] == [
-        {k: v for k, v in row.items() if k != "customer_id"} for row in remaining
+        {k: v for k, v in row.items() if k not in ("customer_id", "backer_ids")}
+        for row in remaining
     ]
 
     # Every step downgrades (the code is then newer than the schema, so the rows are
     # read again after upgrading back): the renamed column's values survive both ways.
-    # One command runs the seven downgrades, newest first.
+    # One command runs the nine downgrades, newest first.
     run("alembic", "downgrade", "create_invoices")
     assert "create_invoices" in run("alembic", "current")
     again = script()["rows"]

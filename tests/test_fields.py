@@ -30,6 +30,7 @@ EVERY_TYPE = [
     "sequence:bigint:opt:uniq",
     "captured:bool:default=true",
     "notes:text:opt:search",
+    "therapists:refs=therapists",
 ]
 REFUNDS = [
     "payment:ref=payments:ondelete=cascade",
@@ -57,6 +58,7 @@ BOUNDS = [
     "arbitrary_structured_metadata:json:opt",
     "is_currently_under_warranty_x:bool:default=false",
     "long_free_form_description_tx:text:opt:search",
+    "calibrating_technicians:refs=therapists",  # its index name is 61 characters
 ]
 # The template's default modules: the seed's booking domain as fields and a no-overlap rule.
 BOOKINGS = {

@@ -137,13 +137,9 @@ def test_a_clone_without_tags_refuses_going_back_and_building_a_thin_wheel(
     assert result.returncode == 2
     assert "not newer" in result.stderr
     changelog = clone / "CHANGELOG.md"
-    changelog.write_text(
-        changelog.read_text().replace(
-            "## [Unreleased]",
-            "## [Unreleased]\n\n## [99.0.0] - 2099-01-01\n\n### What changes in your project\n\n- Nothing.\n",
-            1,
-        )
-    )
+    entry = "## [99.0.0] - 2099-01-01\n\n### What changes in your project\n\n- Nothing.\n"
+    text = changelog.read_text().replace("## [Unreleased]", f"## [Unreleased]\n\n{entry}", 1)
+    changelog.write_text(text)
     git(clone, "commit", "-q", "-am", "changelog")
     head = git(clone, "rev-parse", "HEAD")
     result = _release(clone, "99.0.0")

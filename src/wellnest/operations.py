@@ -233,7 +233,7 @@ def plan_remove(blueprint: Blueprint, project: Project, name: str, force: bool) 
     if spec["referenced_by"]:
         users = ", ".join(f"{ref['module']}.{ref['column']}" for ref in spec["referenced_by"])
         first = spec["referenced_by"][0]
-        field = first["column"].removesuffix("_id")
+        field = first["field"]
         msg = (
             f"module '{name}' is referenced by {users}; remove those first "
             f"(wellnest remove-field {first['module']} {field})"

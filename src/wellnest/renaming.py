@@ -41,7 +41,7 @@ def plan_rename_module(blueprint: Blueprint, project: Project, old: str, new: st
     pointing = {
         spec["name"]
         for spec in old_context["module_specs"]
-        if any(ref["target"] == old for ref in spec["refs"])
+        if any(ref["target"] == old for ref in [*spec["refs"], *spec["links"]])
     }
     modules = [
         _renamed(blueprint, answers, entry, old, new, revision, after)

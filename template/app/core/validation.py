@@ -19,12 +19,15 @@ from pydantic import (
     GetJsonSchemaHandler,
     JsonValue,
     RootModel,
+    StrictInt,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
+
+from app.core.listing import MAX_ID
 
 # Every control character but tab, newline and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -258,6 +261,28 @@ def _whole_number(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# Ids one refs field takes in a request: bounded, like every input.
+MAX_LINKS = 100
+
+
+def _distinct(ids: list[int]) -> list[int]:
+    # A set of objects: an id sent twice is a mistake in the client, said as one.
+    if len(set(ids)) != len(ids):
+        msg = "must not name an id twice"
+        raise ValueError(msg)
+    return ids
+
+
+# The ids of a refs field (`tags:refs=tags` takes `tag_ids`): each must name an
+# object of the caller's (404 otherwise, as for a ref), none twice, at most
+# MAX_LINKS. The schema says the same (uniqueItems, maxItems, each id's bounds).
+LinkIds = Annotated[
+    list[Annotated[StrictInt, BeforeValidator(_whole_number), Field(ge=1, le=MAX_ID)]],
+    Field(max_length=MAX_LINKS, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_distinct),
+]
 
 
 def _json_document(value: object) -> object:

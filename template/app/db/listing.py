@@ -8,7 +8,7 @@ Missing values (NULL) sort last in either direction, on every database.
 """
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    Table,
     and_,
     false,
     func,
@@ -48,10 +49,15 @@ _CURSOR_ALONE = (
 
 
 def statement(
-    table: FromClause, owner_id: int, query: ListQuery
+    table: FromClause,
+    owner_id: int,
+    query: ListQuery,
+    links: Mapping[str, Table] | None = None,
 ) -> tuple[Select[Any], ListQuery]:
     """The owner's rows the query asks for, one more than a page (the extra one
-    says whether another page follows), and the query in force: a cursor's own."""
+    says whether another page follows), and the query in force: a cursor's own.
+    `links` are the link tables of refs fields, by filter (`tag_id` -> the link
+    table): `tag_id=3` keeps rows linked to 3, `tag_id__in=3,4` to 3 or 4."""
     after: list[Any] | None = None
     if query.cursor is not None:
         if query.sort is not None or query.offset or query.conditions():
@@ -63,6 +69,13 @@ def statement(
     chosen = select(table).where(table.c.owner_id == owner_id)
     for name, value in query.conditions().items():
         field, _, compare = name.partition("__")
+        if links and field in links:
+            linked = links[field].c
+            sources = select(linked.source_id).where(
+                _COMPARE[compare](linked.target_id, value)
+            )
+            chosen = chosen.where(table.c.id.in_(sources))
+            continue
         column: Any = table.c[field]
         if compare in _RANGES:
             column, value = _comparable(column), _comparable(column, value)

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Executable, MetaData, event
+from sqlalchemy import Executable, MetaData, Table, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -229,12 +229,41 @@ class RowReader:
         self._connect = connect
 
     async def rows(
-        self, statement: Executable, params: Mapping[str, object]
+        self,
+        statement: Executable,
+        params: Mapping[str, object],
+        links: Mapping[str, Table] | None = None,
     ) -> list[dict[str, Any]]:
+        """The rows; with `links` (a Read field -> its link table), each row also
+        holds the ids it links to, read on the same connection."""
         async with self._connect() as connection:
             result = await connection.execute(statement, params)
             keys = tuple(result.keys())
-            return [dict(zip(keys, row, strict=True)) for row in result.all()]
+            rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
+            if links and rows:
+                await _add_links(connection, rows, links)
+            return rows
+
+
+async def _add_links(
+    connection: AsyncConnection,
+    rows: list[dict[str, Any]],
+    links: Mapping[str, Table],
+) -> None:
+    """Each row's linked ids (refs fields), ascending: one query per field for
+    the whole page, never one per row."""
+    ids = [row["id"] for row in rows]
+    for field, table in links.items():
+        linked: dict[int, list[int]] = {row_id: [] for row_id in ids}
+        found = await connection.execute(
+            select(table.c.source_id, table.c.target_id)
+            .where(table.c.source_id.in_(ids))
+            .order_by(table.c.source_id, table.c.target_id)
+        )
+        for source_id, target_id in found.all():
+            linked[source_id].append(target_id)
+        for row in rows:
+            row[field] = linked[row["id"]]
 
 
 # On the read pool; a connection found dead fails the GET, which runs once more.

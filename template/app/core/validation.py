@@ -279,7 +279,8 @@ def _distinct(ids: list[int]) -> list[int]:
 # object of the caller's (404 otherwise, as for a ref), none twice, at most
 # MAX_LINKS. The schema says the same (uniqueItems, maxItems, each id's bounds).
 LinkIds = Annotated[
-    list[Annotated[StrictInt, BeforeValidator(_whole_number), Field(ge=1, le=MAX_ID)]],
+    # The bounds before the validator, or the schema would print them as raw keys.
+    list[Annotated[StrictInt, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]],
     Field(max_length=MAX_LINKS, json_schema_extra={"uniqueItems": True}),
     AfterValidator(_distinct),
 ]

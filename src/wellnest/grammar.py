@@ -23,6 +23,9 @@ Types
   enum=a,b,c      one of the listed snake_case values
   json            a JSON object or array
   ref=MODULE      an object of a module listed before, owned by the same user
+  refs=MODULE     a set of such objects, e.g. tags:refs=tags: sent and read as
+                  tag_ids (at most 100), listed by ?tag_id= and ?tag_id__in=;
+                  deleting either side removes the link; takes no modifiers
 
 Modifiers (each at most once, in any order)
   opt             may be null, and may be omitted

@@ -22,6 +22,14 @@ pytestmark = pytest.mark.slow
 # Plain modules beside modules whose fields use every type and modifier, linked by refs.
 MODULES = [*FIELD_MODULES, "payment_methods"]
 TABLES = {entry if isinstance(entry, str) else entry["name"] for entry in MODULES}
+# And a link table for each refs field: <module>_<field>.
+TABLES |= {
+    f"{entry['name']}_{spec.split(':')[0]}"
+    for entry in MODULES
+    if isinstance(entry, dict)
+    for spec in entry["fields"]
+    if ":refs=" in spec
+}
 # The template's own tables, from 0001_create_users and 0002_account_security.
 ACCOUNT_TABLES = {"users", "password_reset_tokens"}
 

@@ -7,6 +7,7 @@ One syntax for every list (README, "Lists"):
   module's `SORTABLE` names; ties go by id, so the order is total;
 - `FIELD=VALUE` (enum, bool, ref), `FIELD__gt`, `__gte`, `__lt`, `__lte` (numbers,
   dates, timestamps) and `FIELD__in=A,B` (enum, ref), each in the field's own type;
+  a refs field `tags` (ids `tag_ids`) filters by `tag_id=ID` and `tag_id__in=A,B`;
 - any other parameter is refused, 422 naming it: a typo must never look like a
   filter that matched nothing.
 """

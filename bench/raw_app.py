@@ -11,6 +11,10 @@ Served like the real app (FastAPI, one uvicorn worker); run inside a generated
 project's environment (DATABASE_URL, SECRET_KEY from its settings).
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import zlib
 from collections.abc import AsyncIterator
@@ -31,6 +35,16 @@ USER = "SELECT id, is_active FROM users WHERE id = $1"
 COLUMNS = "id, owner_id, therapist_id, starts_at, ends_at, notes, created_at, updated_at"
 PAGE = f"SELECT {COLUMNS} FROM bookings WHERE owner_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
 ONE = f"SELECT {COLUMNS} FROM bookings WHERE id = $1 AND owner_id = $2"
+# `?sort=-created_at&starts_at__gte=...`, and the page after a cursor of it: one row
+# more than a page says whether a next page (a Link header) follows.
+SORTED = (
+    f"SELECT {COLUMNS} FROM bookings WHERE owner_id = $1 AND starts_at >= $2 "
+    "ORDER BY created_at DESC, id DESC LIMIT $3"
+)
+AFTER = (
+    f"SELECT {COLUMNS} FROM bookings WHERE owner_id = $1 AND starts_at >= $2 "
+    "AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+)
 INSERT = (
     "INSERT INTO bookings (owner_id, therapist_id, starts_at, ends_at, notes, created_at, "
     f"updated_at) VALUES ($1, $2, $3, $4, $5, now(), now()) RETURNING {COLUMNS}"
@@ -75,14 +89,71 @@ async def _user_id(request: Request, connection: asyncpg.Connection) -> int | No
     return int(user["id"]) if user is not None and user["is_active"] else None
 
 
+def _signature(payload: bytes) -> str:
+    key = settings.SECRET_KEY.encode()
+    digest = hmac.new(key, b"list-cursor:" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> dict[str, Any] | None:
+    """The generated app's cursor format: base64 JSON, then its HMAC."""
+    text, _, signature = cursor.partition(".")
+    payload = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if not hmac.compare_digest(signature, _signature(payload)):
+        return None
+    data: dict[str, Any] = json.loads(payload)
+    return data
+
+
+def _next_link(request: Request, user_id: int, since: str, last: dict[str, Any]) -> str:
+    payload = json.dumps(
+        {
+            "list": "BookingListQuery",
+            "owner": user_id,
+            "query": {"sort": "-created_at", "starts_at__gte": since},
+            "after": [last["created_at"], last["id"]],
+        },
+        separators=(",", ":"),
+    ).encode()
+    text = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    url = request.url.remove_query_params(["cursor", "sort", "starts_at__gte"])
+    return f'<{url.include_query_params(cursor=f"{text}.{_signature(payload)}")}>; rel="next"'
+
+
 @app.get("/api/v1/bookings")
-async def list_bookings(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
+async def list_bookings(
+    request: Request,
+    limit: int = 20,
+    offset: int = 0,
+    sort: str | None = None,
+    starts_at__gte: str | None = None,
+    cursor: str | None = None,
+) -> JSONResponse:
+    after = _read_cursor(cursor) if cursor else None
+    if cursor and after is None:
+        return JSONResponse({"detail": "Bad cursor"}, status_code=400)
+    if after is not None:
+        starts_at__gte = after["query"]["starts_at__gte"]
     async with POOL["db"].acquire() as connection:
         user_id = await _user_id(request, connection)
         if user_id is None:
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
-        rows = await connection.fetch(PAGE, user_id, limit, offset)
-    return JSONResponse([_row(row) for row in rows])
+        if after is None and sort is None:
+            rows = await connection.fetch(PAGE, user_id, limit, offset)
+            return JSONResponse([_row(row) for row in rows])
+        assert starts_at__gte is not None  # the one sorted list measured
+        since = datetime.fromisoformat(starts_at__gte)
+        if after is None:
+            rows = await connection.fetch(SORTED, user_id, since, limit + 1)
+        else:
+            created, last_id = after["after"]
+            key = datetime.fromisoformat(created)
+            rows = await connection.fetch(AFTER, user_id, since, key, last_id, limit + 1)
+    items = [_row(row) for row in rows[:limit]]
+    headers = {}
+    if len(rows) > limit:
+        headers["Link"] = _next_link(request, user_id, starts_at__gte, items[-1])
+    return JSONResponse(items, headers=headers)
 
 
 @app.get("/api/v1/bookings/{booking_id}")

@@ -69,8 +69,10 @@ async def main(users: int, per_user: int, per_user_therapists: int) -> str:
                         "therapist_id": owned[user_id][slot % per_user_therapists],
                         "starts_at": begins,
                         "ends_at": begins + timedelta(minutes=60),
-                        "created_at": start,
-                        "updated_at": start,
+                        # Made one after another, as rows are: a sort by
+                        # created_at meets no run of ties.
+                        "created_at": start + timedelta(seconds=slot),
+                        "updated_at": start + timedelta(seconds=slot),
                     }
                 )
                 if len(batch) >= CHUNK:

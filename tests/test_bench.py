@@ -49,9 +49,12 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
             assert service[key]["raw_rps"] > 0
             assert service[key]["raw_errors"] == 0, (key, service[key])
             assert service[key]["ratio_to_raw"] > 0
-    lists = [key for key in service if key.startswith("list_bookings_")]
-    assert len(lists) == 2
-    assert all(service[key]["errors"] == 0 for key in lists)
+    for prefix in ("list_bookings_", "sorted_bookings_", "cursor_bookings_"):
+        lists = [key for key in service if key.startswith(prefix)]
+        assert len(lists) == 2, prefix
+        for key in lists:
+            assert service[key]["errors"] == 0, (key, service[key])
+            assert service[key].get("raw_errors", 0) == 0, (key, service[key])
     assert data["suite_seconds"]["default project pytest (SQLite)"] > 0
     assert set(data["memory_mb"]) == {
         "wellnest add-module",
@@ -65,9 +68,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
         <= data["memory_mb"]["service worker after load"]
     )
     names = [target["name"] for target in data["targets"]]
-    assert len(names) == 16
+    assert len(names) == 20
     assert "service worker idle peak RSS (MB)" in names
     assert "add-module 10 fields vs none (x)" in names
     assert "bookings list / raw asyncpg (rps)" in names
+    assert "cursor page p50 large / small (x)" in names
     assert "target" in result.stdout
     assert "JSON:" in result.stdout

@@ -6,8 +6,9 @@ stopped editing the modules they point at, and before string columns compared
 exactly; its `bookings` is the fixed booking table of wellnest 0.2. The update
 (wellnest's, which marks that table for conversion) must carry the project over
 with its data and its migration history: `alembic upgrade head` runs only the
-booking table's conversion and the rebuilds that give the older tables SQLite's
-AUTOINCREMENT, `alembic check` is clean, every row is still there, the new
+booking table's conversion, the rebuilds that give the older tables SQLite's
+AUTOINCREMENT and the migrations that give every table an index behind each sort,
+`alembic check` is clean, every row is still there, the new
 behaviour works (a deleted id is never given again), and the new migrations
 downgrade and upgrade again.
 """
@@ -164,17 +165,20 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     assert not any(path.endswith(".rej") for path in files)
     answers = Project.find(project).answers["modules"]
     convert = answers[0]["legacy_booking"]
-    assert answers[0] == {"name": "bookings", "legacy_booking": convert}
+    assert set(answers[0]) == {"name", "legacy_booking", "changes"}
     assert convert["after"] == "create_invoices"  # the head the project had
-    # The tables made without AUTOINCREMENT are rebuilt with it, one after another.
-    rebuilds = [entry["changes"][-1] for entry in answers[1:]]
+    # The tables made without AUTOINCREMENT are rebuilt with it, then every table
+    # gets an index behind each sort, one migration after another.
+    rebuilds = [entry["changes"][0] for entry in answers[1:]]
+    indexes = [entry["changes"][-1] for entry in answers]
     assert [change["rebuild"] for change in rebuilds] == ["autoincrement"] * 2
-    assert [change["after"] for change in rebuilds] == [
-        convert["revision"],
-        rebuilds[0]["revision"],
+    assert [change["rebuild"] for change in indexes] == ["sort_indexes"] * 3
+    chain = [convert, *rebuilds, *indexes]
+    assert [change["after"] for change in chain[1:]] == [
+        change["revision"] for change in chain[:-1]
     ]
     migrated = run("alembic", "upgrade", "head")
-    assert migrated.count("Running upgrade") == 3
+    assert migrated.count("Running upgrade") == 6
     assert f"-> {convert['revision']}" in migrated
     assert "No new upgrade operations detected" in run("alembic", "check")
     # The conversion and the rebuilds undo and redo cleanly, rows and all.

@@ -97,8 +97,9 @@ def apply(root: Path, old: str, target: str | None) -> UpdateResult:
         ),
         None,
     )
-    rebuilt = autoincrement_rebuilds(root, converted or modules, before, conversion)
-    moved = rebuilt if rebuilt is not None else converted
+    rebuilt, head = rebuilds(root, converted or modules, before, conversion, "autoincrement")
+    indexed, _ = rebuilds(root, rebuilt or converted or modules, before, head, "sort_indexes")
+    moved = indexed or rebuilt or converted
     try:
         run_update(
             str(root),
@@ -163,38 +164,78 @@ def legacy_bookings(
     return converted if found else None
 
 
-def autoincrement_rebuilds(
-    root: Path, modules: object, revisions: list[migrations.Revision], head: str | None = None
-) -> list[object] | None:
-    """The modules answer with a `rebuild: autoincrement` change for every table made
-    before module tables had AUTOINCREMENT, or None when there is none.
+_PURPOSES = {
+    "autoincrement": "rebuild its tables with AUTOINCREMENT",
+    "sort_indexes": "give its tables an index behind every sort",
+}
 
-    Those tables let SQLite give a deleted row's id to the next row. The template
-    now creates them with AUTOINCREMENT, which changes their first migration but no
-    database that already ran it: each gets a migration, chained after the
-    project's head, that rebuilds it on SQLite. A table made by a booking
-    conversion (legacy_booking) or a module removed since needs none. The first
-    rebuild comes after `head`, by default the project's one head."""
+
+def rebuilds(
+    root: Path,
+    modules: object,
+    revisions: list[migrations.Revision],
+    head: str | None,
+    kind: str,
+) -> tuple[list[object] | None, str | None]:
+    """The modules answer with a `rebuild: KIND` change for every table made before
+    the template gave it what KIND names (None when none was), and the head the
+    next migration comes after.
+
+    - `autoincrement`: tables made before module tables had AUTOINCREMENT, which
+      lets SQLite give a deleted row's id to the next row. Each gets a migration
+      that rebuilds it on SQLite.
+    - `sort_indexes`: tables made before every sort had an index (owner_id, column,
+      id). Each gets a migration that makes them; the migrations written before it
+      keep the indexes they made (includes/fields.jinja, `sorted`).
+
+    The template's first migration of such a table changes, but no database that
+    ran it does: the new migrations are chained after the project's head (`head`,
+    by default its one head), one after another. A module removed since needs none.
+    """
     if not isinstance(modules, list):
-        return None
+        return None, head
     rebuilt: list[object] = []
     found = False
     for entry in modules:
         mapped = entry if isinstance(entry, dict) else {"name": entry}
         name = str(mapped.get("name"))
-        script = root / migrations.VERSIONS_DIR / f"{mapped.get('revision', f'create_{name}')}.py"
         changes = mapped.get("changes") or []
-        done = any(isinstance(change, dict) and "rebuild" in change for change in changes)
-        skip = done or "removed" in mapped or "legacy_booking" in mapped
-        if not skip and _lacks_autoincrement(script):
+        done = any(isinstance(change, dict) and change.get("rebuild") == kind for change in changes)
+        if not done and "removed" not in mapped and _lacks(root, mapped, kind):
             if head is None:
-                head = _single_head(revisions, "rebuild its tables with AUTOINCREMENT")
-            revision = migrations.fresh_revision(f"{name}_rebuild", prefix="")
-            change = {"rebuild": "autoincrement", "revision": revision, "after": head}
+                head = _single_head(revisions, _PURPOSES[kind])
+            label = "rebuild" if kind == "autoincrement" else "indexes"
+            revision = migrations.fresh_revision(f"{name}_{label}", prefix="")
+            change = {"rebuild": kind, "revision": revision, "after": head}
             entry = {**mapped, "changes": [*changes, change]}
             head, found = revision, True
         rebuilt.append(entry)
-    return rebuilt if found else None
+    return (rebuilt if found else None), head
+
+
+def _lacks(root: Path, module: dict[str, object], kind: str) -> bool:
+    """Whether the module's table was made without what `kind` names, read off the
+    migration that made it (a legacy booking table: the one that converted it)."""
+    versions = root / migrations.VERSIONS_DIR
+    name = module.get("name")
+    legacy = module.get("legacy_booking")
+    if kind == "autoincrement":
+        if legacy:  # converted by a template that has it
+            return False
+        text = _read(versions / f"{module.get('revision', f'create_{name}')}.py")
+        return "op.create_table(" in text and "sqlite_autoincrement" not in text
+    if isinstance(legacy, dict):
+        # Converted by this update (no file yet) or before: by a template without them.
+        return '"created_at", "id"]' not in _read(versions / f"{legacy.get('revision')}.py")
+    text = _read(versions / f"{module.get('revision', f'create_{name}')}.py")
+    return "op.create_table(" in text and '"created_at", "id"]' not in text
+
+
+def _read(script: Path) -> str:
+    try:
+        return script.read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def _single_head(revisions: list[migrations.Revision], purpose: str) -> str:
@@ -206,14 +247,6 @@ def _single_head(revisions: list[migrations.Revision], purpose: str) -> str:
         )
         raise WellnestError(msg)
     return heads[0]
-
-
-def _lacks_autoincrement(script: Path) -> bool:
-    try:
-        text = script.read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return "op.create_table(" in text and "sqlite_autoincrement" not in text
 
 
 def _creates_user_id(script: Path) -> bool:

@@ -40,9 +40,9 @@ class ListChecks:
         return self.keys.get(name, lambda same: same)(value)
 
     def _ordered(self, made: list[Payload], name: str, descending: bool) -> list[int]:
-        """Ids in the order the list promises: by the field, ties by id, and objects
-        without a value (null) last in either direction."""
-        by_id = sorted(made, key=lambda item: item["id"])
+        """Ids in the order the list promises: by the field, ties by id the same
+        way, and objects without a value (null) last in either direction."""
+        by_id = sorted(made, key=lambda item: item["id"], reverse=descending)
         valued = [item for item in by_id if item[name] is not None]
         valued.sort(key=lambda item: self._key(name, item[name]), reverse=descending)
         return [item["id"] for item in valued + [i for i in by_id if i[name] is None]]

@@ -4,7 +4,8 @@ One syntax for every list (README, "Lists"):
 - `limit` (1-100) and `offset`, or the `cursor` of the Link header a page carries
   when another follows;
 - `sort=FIELD` or `sort=-FIELD` (descending), comma-separated, on the fields the
-  module's `SORTABLE` names; ties go by id, so the order is total;
+  module's `SORTABLE` names; ties go by id (the way the last field goes), so
+  the order is total;
 - `FIELD=VALUE` (enum, bool, ref), `FIELD__gt`, `__gte`, `__lt`, `__lte` (numbers,
   dates, timestamps) and `FIELD__in=A,B` (enum, ref), each in the field's own type;
   a refs field `tags` (ids `tag_ids`) filters by `tag_id=ID` and `tag_id__in=A,B`;
@@ -92,11 +93,13 @@ class ListQuery(BaseModel):
 
     def order(self) -> list[tuple[str, bool]]:
         """(field, descending) pairs, ending with id: equal values never swap pages.
-        A field named twice sorts as named first."""
+        Ties go by id the way the last field goes, so `-created_at` is the index
+        (owner_id, created_at, id) read backwards. A field named twice sorts as
+        named first."""
         pairs: dict[str, bool] = {}
         for part in self.sort.split(",") if self.sort else []:
             pairs.setdefault(part.removeprefix("-"), part.startswith("-"))
-        pairs.setdefault("id", False)
+        pairs.setdefault("id", list(pairs.values())[-1] if pairs else False)
         return list(pairs.items())
 
     def conditions(self) -> dict[str, Any]:

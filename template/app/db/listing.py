@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
 )
 
 from app.core.exceptions import BadRequestError
@@ -123,6 +124,29 @@ def page(
 def _after(
     order: Sequence[tuple[Any, bool]], keys: Sequence[Any]
 ) -> ColumnElement[bool]:
+    """Rows past `keys` in `order`. Where every column goes one way and holds no
+    NULL (`-created_at`: created_at and id descending), also as one row-value
+    comparison, `(created_at, id) < (:key, :id)`: PostgreSQL and SQLite seek the
+    index to it, where the expanded form below would make them read every row
+    before the cursor. (MySQL seeks with the expanded form.)"""
+    past = _past(order, keys)
+    if len(order) == 1:  # by id alone: `id > :id` is the seek
+        return past
+    directions = {descending for _, descending in order}
+    if len(directions) > 1 or any(column.nullable for column, _ in order):
+        return past
+    columns = tuple_(*(_comparable(column) for column, _ in order))
+    pairs = zip(order, keys, strict=True)
+    # Typed, as a row value's members take no type from the columns they meet.
+    bound = tuple_(
+        *(_comparable(column, literal(key, column.type)) for (column, _), key in pairs)
+    )
+    return and_(columns < bound if directions == {True} else columns > bound, past)
+
+
+def _past(
+    order: Sequence[tuple[Any, bool]], keys: Sequence[Any]
+) -> ColumnElement[bool]:
     """Rows past `keys` in `order`: beyond on the first column, or equal on it and
     past on the rest (a NULL is past every value, and equal only to NULL)."""
     (column, descending), key = order[0], keys[0]
@@ -137,7 +161,7 @@ def _after(
         equal = column == key
     if len(order) == 1:
         return beyond
-    return or_(beyond, and_(equal, _after(order[1:], keys[1:])))
+    return or_(beyond, and_(equal, _past(order[1:], keys[1:])))
 
 
 def _anywhere(fields: Sequence[Any], word: str) -> ColumnElement[bool]:
@@ -156,7 +180,9 @@ def _comparable(column: Any, value: Any = None) -> Any:
         return column if value is None else value
     if value is None:
         return SortableDecimal(column)
-    return SortableDecimal(literal(value, column.type))
+    if not isinstance(value, ColumnElement):
+        value = literal(value, column.type)
+    return SortableDecimal(value)
 
 
 def _encode(value: object) -> object:

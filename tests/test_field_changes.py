@@ -57,6 +57,9 @@ async def main(steps):
                 key, value = body.split("=")
                 found = await http.get(f"{INVOICES}?{key}={value}", headers=auth)
                 out["found"] = [found.status_code, [row["code"] for row in found.json()]]
+            elif step == "search":
+                found = await http.get(INVOICES, params={"q": body}, headers=auth)
+                out["searched"] = [found.status_code, [row["id"] for row in found.json()]]
             elif step == "delete-customer":
                 refused = await http.delete(f"{CUSTOMERS}/{body}", headers=auth)
                 out["refused"] = [refused.status_code, refused.json()["detail"]]
@@ -167,7 +170,7 @@ def test_fields_change_under_rows_that_keep_their_data(
     step(
         "add-field",
         "invoices",
-        "note:text:opt",
+        "note:text:opt:search",
         "kind:enum=retail,trade:default=retail:index",
         "payers:refs=customers",
     )
@@ -182,6 +185,12 @@ def test_fields_change_under_rows_that_keep_their_data(
     assert after["found"] == [200, ["INV-3"]]
     assert rows[:2] == [{**row, "note": None, "kind": "retail", "payer_ids": []} for row in first]
     assert script("filter", f"payer_id={customer}")["found"] == [200, ["INV-3"]]
+    assert script("search", "HI")["searched"] == [200, [made[1]["id"]]]
+
+    # A searchable field renamed: still searched (on PostgreSQL its trigram index
+    # follows it).
+    step("rename-field", "invoices", "note", "memo")
+    assert script("search", "hi")["searched"] == [200, [made[1]["id"]]]
 
     # A renamed link keeps its links (its table is renamed).
     step("rename-field", "invoices", "payers", "backers")
@@ -205,7 +214,7 @@ def test_fields_change_under_rows_that_keep_their_data(
     remaining = script()["rows"]
     assert isinstance(remaining, list)
     assert [sorted(row) for row in remaining] == [
-        ["backer_ids", "customer_id", "id", "kind", "note", "number", "owner_id"]
+        ["backer_ids", "customer_id", "id", "kind", "memo", "number", "owner_id"]
     ] * 3
 
     # A table others point at is changed too: on SQLite its rebuild must neither
@@ -217,7 +226,9 @@ def test_fields_change_under_rows_that_keep_their_data(
     # module follow it, and its foreign key still refuses a delete (409).
     step("rename-module", "invoices", "bills")
     svc.env["INVOICES"] = "bills"
-    assert script()["rows"] == remaining
+    renamed_module = script("search", "hi")
+    assert renamed_module["rows"] == remaining
+    assert renamed_module["searched"] == [200, [made[1]["id"]]]
     step("rename-module", "customers", "clients")
     svc.env["CUSTOMERS"] = "clients"
     after = script("delete-customer", str(customer))
@@ -235,7 +246,7 @@ def test_fields_change_under_rows_that_keep_their_data(
 
     # Every step downgrades (the code is then newer than the schema, so the rows are
     # read again after upgrading back): the renamed column's values survive both ways.
-    # One command runs the nine downgrades, newest first.
+    # One command runs the ten downgrades, newest first.
     run("alembic", "downgrade", "create_invoices")
     assert "create_invoices" in run("alembic", "current")
     again = script()["rows"]

@@ -172,7 +172,7 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     rebuilds = [entry["changes"][0] for entry in answers[1:]]
     indexes = [entry["changes"][-1] for entry in answers]
     assert [change["rebuild"] for change in rebuilds] == ["autoincrement"] * 2
-    assert [change["rebuild"] for change in indexes] == ["sort_indexes"] * 3
+    assert [change["rebuild"] for change in indexes] == ["indexes"] * 3
     chain = [convert, *rebuilds, *indexes]
     assert [change["after"] for change in chain[1:]] == [
         change["revision"] for change in chain[:-1]

@@ -98,7 +98,7 @@ def apply(root: Path, old: str, target: str | None) -> UpdateResult:
         None,
     )
     rebuilt, head = rebuilds(root, converted or modules, before, conversion, "autoincrement")
-    indexed, _ = rebuilds(root, rebuilt or converted or modules, before, head, "sort_indexes")
+    indexed, _ = rebuilds(root, rebuilt or converted or modules, before, head, "indexes")
     moved = indexed or rebuilt or converted
     try:
         run_update(
@@ -166,7 +166,7 @@ def legacy_bookings(
 
 _PURPOSES = {
     "autoincrement": "rebuild its tables with AUTOINCREMENT",
-    "sort_indexes": "give its tables an index behind every sort",
+    "indexes": "give its tables an index behind every sort",
 }
 
 
@@ -184,9 +184,9 @@ def rebuilds(
     - `autoincrement`: tables made before module tables had AUTOINCREMENT, which
       lets SQLite give a deleted row's id to the next row. Each gets a migration
       that rebuilds it on SQLite.
-    - `sort_indexes`: tables made before every sort had an index (owner_id, column,
+    - `indexes`: tables made before every sort had an index (owner_id, column,
       id). Each gets a migration that makes them; the migrations written before it
-      keep the indexes they made (includes/fields.jinja, `sorted`).
+      keep the indexes they made (includes/fields.jinja, `indexed`).
 
     The template's first migration of such a table changes, but no database that
     ran it does: the new migrations are chained after the project's head (`head`,

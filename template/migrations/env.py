@@ -22,10 +22,25 @@ def database_url() -> str:
     return context.get_x_argument(as_dictionary=True).get("url", settings.DATABASE_URL)
 
 
+def _compared(
+    obj: object, _name: str | None, type_: str, reflected: bool, _other: object
+) -> bool:
+    """An index made on one database alone (`.ddl_if(dialect=...)`: PostgreSQL's
+    trigram indexes of `search` fields) is compared on that database alone."""
+    if type_ != "index" or reflected:
+        return True
+    only = getattr(obj, "_ddl_if", None)  # set by ddl_if(); SQLAlchemy has no getter
+    dialect = only.dialect if only is not None else None
+    return dialect is None or context.get_context().dialect.name in (
+        (dialect,) if isinstance(dialect, str) else dialect
+    )
+
+
 def _configure(connection: Connection | None = None) -> None:
     options = {
         "target_metadata": target_metadata,
         "compare_type": True,
+        "include_object": _compared,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         "render_as_batch": database_url().startswith("sqlite"),
     }

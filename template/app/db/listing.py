@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     and_,
     false,
-    func,
     literal,
     or_,
     select,
@@ -166,11 +165,12 @@ def _past(
 
 def _anywhere(fields: Sequence[Any], word: str) -> ColumnElement[bool]:
     """The word in one of the fields, whatever the case; % and _ are letters here.
-    (SQLite's lower() knows only ASCII: app/db/session.py gives it Python's.)"""
-    folded = word.lower()
-    return or_(
-        *(func.lower(field).contains(folded, autoescape=True) for field in fields)
-    )
+
+    ILIKE on PostgreSQL, which the fields' trigram indexes serve; `lower(field)
+    LIKE lower(pattern)` elsewhere, which reads the owner's rows. (SQLite's
+    lower() knows only ASCII: app/db/session.py gives it Python's.)"""
+    escaped = word.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return or_(*(field.ilike(f"%{escaped}%", escape="/") for field in fields))
 
 
 def _comparable(column: Any, value: Any = None) -> Any:

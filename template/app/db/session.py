@@ -42,6 +42,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+@event.listens_for(Base.metadata, "before_create")
+def _trigram_extension(metadata: MetaData, connection: Any, **_kw: Any) -> None:
+    """`create_all` (the tests' schema) on PostgreSQL: the trigram indexes of
+    `search` fields need pg_trgm, as their migrations do."""
+    if connection.dialect.name != "postgresql":
+        return
+    ops = (
+        index.dialect_options["postgresql"]["ops"]
+        for table in metadata.tables.values()
+        for index in table.indexes
+    )
+    if any("gin_trgm_ops" in (named or {}).values() for named in ops):
+        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+
+
 def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool, reads: bool) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINTs and ignores foreign
     # keys; take over BEGIN and switch foreign keys on for every connection.

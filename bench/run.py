@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +331,10 @@ class Bench:
                     )
                     # Sorted and range-filtered, then the page after a cursor half-way
                     # down the user's bookings: both read off an index, whatever the size.
-                    since = "2030-01-02T00:00:00Z"
+                    # seed.py books each user an hour apart from 2030-01-01: all but
+                    # the first tenth of them.
+                    first = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(hours=per_user // 10)
+                    since = first.strftime("%Y-%m-%dT%H:%M:%SZ")
                     sort = f"/api/v1/bookings?sort=-created_at&starts_at__gte={since}"
                     service[f"sorted_bookings_{rows}_rows"] = self.pair(
                         base, raw, f"{sort}&limit=20", auth

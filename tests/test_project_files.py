@@ -37,6 +37,15 @@ def test_compose_file_is_valid(render: Render, database: str) -> None:
     if database != "sqlite":
         assert "db" in config["services"]
         assert config["services"]["migrate"]["depends_on"]["db"]["condition"] == ("service_healthy")
+        # Jobs on Redis: the API sends them, a worker runs them, one scheduler.
+        for name in ("api", "worker", "scheduler"):
+            service = config["services"][name]
+            assert service["environment"]["BROKER_URL"] == "redis://redis:6379/0", name
+            assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        for name in ("worker", "scheduler"):
+            assert config["services"][name]["command"] == ["python", "-m", "app", name]
+    else:  # jobs run in the API's process: no broker to run
+        assert not {"worker", "scheduler", "redis"} & set(config["services"])
 
 
 def test_dockerfile_passes_hadolint(render: Render) -> None:

@@ -11,6 +11,10 @@ FIRST_SUPERUSER_PASSWORD, or from a prompt in a terminal.
 
 `python -m app openapi` prints the OpenAPI document, which typed clients are
 generated from (README, "Typed clients").
+
+`python -m app worker [--workers N]` runs background jobs from BROKER_URL;
+`python -m app scheduler` (one per deployment) starts periodic jobs and, on
+Redis, the retries that are due (app/jobs/broker.py).
 """
 
 import argparse
@@ -38,6 +42,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     commands.add_parser(
         "openapi",
         help="print the OpenAPI document, to generate typed clients from",
+    )
+    worker = commands.add_parser("worker", help="run background jobs from BROKER_URL")
+    worker.add_argument("--workers", type=int, help="processes (default: JOB_WORKERS)")
+    commands.add_parser(
+        "scheduler",
+        help="start periodic jobs and due retries (run exactly one)",
     )
     create = commands.add_parser(
         "create-superuser",
@@ -132,10 +142,43 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
+def run_jobs(command: str, workers: int | None = None) -> int:
+    """taskiq's worker or scheduler, given this service's broker and jobs."""
+    from app.core.config import settings
+
+    if not settings.BROKER_URL:
+        print(
+            "error: BROKER_URL is not set, so jobs run inside the service "
+            "(python -m app serve); set it to redis://... or amqp://... to run "
+            "them here",
+            file=sys.stderr,
+        )
+        return 2
+    from app.jobs.broker import TASK_MODULES
+
+    if command == "scheduler":
+        from taskiq.cli.scheduler.args import SchedulerArgs
+        from taskiq.cli.scheduler.run import run_scheduler
+
+        schedule = SchedulerArgs.from_cli(["app.jobs.broker:scheduler", *TASK_MODULES])
+        asyncio.run(run_scheduler(schedule))
+        return 0
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
+    processes = str(workers or settings.JOB_WORKERS)
+    work = WorkerArgs.from_cli(
+        ["app.jobs.broker:broker", *TASK_MODULES, "--workers", processes]
+    )
+    return run_worker(work) or 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.command == "serve":
         return serve(args.host, args.port)
+    if args.command in ("worker", "scheduler"):
+        return run_jobs(args.command, getattr(args, "workers", None))
     if args.command == "openapi":
         from app.main import app  # here: the other commands need no app
 

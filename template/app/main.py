@@ -35,6 +35,7 @@ from app.db.errors import (
 )
 from app.db.session import SessionLocal, engine, get_engine, read_engine
 from app.db.watchdog import abandon_after
+from app.jobs.broker import jobs
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     logger.info("Starting %s", settings.APP_NAME)
     if settings.FIRST_SUPERUSER_EMAIL and settings.FIRST_SUPERUSER_PASSWORD:
         await ensure_first_superuser()
+    await jobs.start()
     yield
+    await jobs.stop()
     # Return pooled connections cleanly instead of letting the server drop them.
     await engine.dispose()
     if read_engine is not engine:

@@ -36,6 +36,10 @@ os.environ["PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PASSWORD_HASH_MEMORY_KIB"] = "8192"
 os.environ["REDIS_URL"] = ""
 os.environ["SENTRY_DSN"] = ""
+# Jobs run in the test process (taskiq's InMemoryBroker), each to its end within
+# the request that queued it (after the answer), retries moments apart.
+os.environ["BROKER_URL"] = ""
+os.environ["JOB_RETRY_DELAY_SECONDS"] = "0.01"
 
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
@@ -70,6 +74,8 @@ from app.db.session import (  # noqa: E402
     get_engine,
     get_row_reader,
 )
+from app.jobs.broker import broker  # noqa: E402
+from app.jobs.dependencies import session_factory  # noqa: E402
 from app.main import app  # noqa: E402
 from app.modules.auth.admin import UserAdminService  # noqa: E402
 from app.modules.auth.models import User  # noqa: E402
@@ -232,14 +238,16 @@ async def client(session: AsyncSession, rows: RowReader) -> AsyncIterator[AsyncC
 
     app.dependency_overrides[get_db] = _test_db
     app.dependency_overrides[get_row_reader] = lambda: rows
-    # Background work (a reset link) opens "its own" session: the test's, unclosed.
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
+    # Jobs (a reset link) open "their own" sessions: the test's, unclosed.
+    broker.dependency_overrides[session_factory] = lambda: lambda: nullcontext(session)
     app.dependency_overrides[get_read_session_factory] = lambda: (
         lambda: nullcontext(session)
     )
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+    broker.dependency_overrides.pop(session_factory, None)
     for dependency in (
         get_db,
         get_row_reader,

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
-from app.core.email import Mailer, mailer
 from app.core.exceptions import (
     ForbiddenError,
     TooManyRequestsError,
@@ -154,12 +153,6 @@ PaginationDep = Annotated[Pagination, Depends(get_pagination)]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
-
-async def get_mailer() -> Mailer:
-    return mailer
-
-
-MailerDep = Annotated[Mailer, Depends(get_mailer)]
 
 _login_limiter = RateLimiter(settings.LOGIN_RATE_LIMIT, settings.REDIS_URL)
 _register_limiter = RateLimiter(settings.REGISTER_RATE_LIMIT, settings.REDIS_URL)

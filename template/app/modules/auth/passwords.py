@@ -55,20 +55,29 @@ def reset_email(mailer: Mailer, address: str, secret: str) -> EmailMessage:
     return mailer.message(address, f"Reset your {settings.APP_NAME} password", body)
 
 
+class EmailNotSent(Exception):
+    """The mail server did not take a message: the job runs again later."""
+
+
 async def send_reset_link(email: str, sessions: SessionFactory, mailer: Mailer) -> None:
     """Issue and email a reset link, if `email` has an active account.
 
-    Runs after the response went out, in a session of its own: the answer to
-    the request is the same, and takes as long, for every address."""
+    A job (app/modules/auth/jobs.py), queued after the response went out: the
+    answer to the request is the same, and takes as long, for every address.
+    Raises when the link could not be issued or sent, so that the job runs
+    again; each run issues a link of its own (an unsent one only expires)."""
     try:
         async with sessions() as session:
             found = await PasswordService(session).request_reset(email)
     except (SQLAlchemyError, OSError) as exc:
         logger.error("No password reset link issued: %s", one_line(exc))
+        raise
+    if found is None:
         return
-    if found is not None:
-        address, secret = found
-        await mailer.send(reset_email(mailer, address, secret), secret=secret)
+    address, secret = found
+    sent = await mailer.send(reset_email(mailer, address, secret), secret=secret)
+    if mailer.configured and not sent:
+        raise EmailNotSent("the mail server did not take the reset link")
 
 
 class PasswordService:

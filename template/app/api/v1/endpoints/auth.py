@@ -7,10 +7,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 from app.api.routing import ReadRetryRoute
 from app.api.v1.dependencies import (
     CurrentUser,
-    MailerDep,
     ResetEmailLimiterDep,
     SessionDep,
-    SessionFactoryDep,
     limit_login_attempts,
     limit_password_changes,
     limit_registrations,
@@ -19,7 +17,9 @@ from app.api.v1.dependencies import (
     may_email_reset_link,
 )
 from app.api.v1.responses import UNAUTHORIZED, error_responses
-from app.modules.auth.passwords import PasswordService, send_reset_link
+from app.jobs.broker import enqueue
+from app.modules.auth.jobs import send_reset_link
+from app.modules.auth.passwords import PasswordService
 from app.modules.auth.schemas import (
     LoginForm,
     Message,
@@ -111,16 +111,15 @@ RESET_REQUESTED = "If an account uses this address, a reset link is on its way"
 )
 async def request_password_reset(
     data: PasswordResetRequest,
-    sessions: SessionFactoryDep,
-    mailer: MailerDep,
     email_limiter: ResetEmailLimiterDep,
     background: BackgroundTasks,
 ) -> Message:
     """Email a single-use reset link. The answer is the same, and as quick,
-    whether or not the address has an account (the look-up runs after it), and
-    whether or not an email was sent just before to that address."""
+    whether or not the address has an account (a job looks it up, queued after
+    the answer went out), and whether or not an email was sent just before to
+    that address."""
     if await may_email_reset_link(email_limiter, data.email):
-        background.add_task(send_reset_link, data.email, sessions, mailer)
+        background.add_task(enqueue, send_reset_link, data.email)
     return Message(detail=RESET_REQUESTED)
 
 

@@ -1,0 +1,249 @@
+"""Background jobs on the real brokers of this machine (issue "work after the
+response"): a render served by uvicorn, with `python -m app worker` and
+`python -m app scheduler` on Redis, then on RabbitMQ. A password reset is asked
+for while the mail server is up, while it is down (the link arrives once it is
+back), and while a worker is killed in the middle of sending it (another run
+sends it once the worker is back). Each time exactly one email arrives and its
+link works."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project, run_in
+from tests.test_faults_live import Service, post_json, token_for
+
+pytestmark = pytest.mark.slow
+
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/12",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+}
+
+# A mail server for the project's environment: every message it takes is a file
+# in OUT. While SLOW exists, it marks RECEIVING, holds the sender for a minute
+# and then refuses the message (451): a worker killed meanwhile sent nothing.
+SINK = r"""
+import asyncio, signal, sys, time
+from pathlib import Path
+from aiosmtpd.controller import Controller
+
+port, out = int(sys.argv[1]), Path(sys.argv[2])
+slow, receiving = out.parent / "SLOW", out.parent / "RECEIVING"
+
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        if slow.exists():
+            receiving.touch()
+            await asyncio.sleep(60)
+            return "451 Try again later"
+        (out / f"{time.time_ns()}.eml").write_bytes(envelope.content)
+        return "250 Message accepted for delivery"
+
+
+controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+controller.start()
+print("ready", flush=True)
+signal.sigwait({signal.SIGTERM, signal.SIGINT})
+controller.stop()
+"""
+
+# Removes what a run left on the broker: the Redis keys, or the RabbitMQ queues.
+CLEAN = r"""
+import asyncio, sys
+
+url, queue = sys.argv[1], sys.argv[2]
+
+
+async def main():
+    if url.startswith("redis"):
+        import redis.asyncio as redis
+
+        client = redis.Redis.from_url(url)
+        keys = [key async for key in client.scan_iter(f"{queue}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        return
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    for name in (f"{queue}.jobs", f"{queue}.jobs.delayed"):
+        await channel.queue_delete(name)
+    await connection.close()
+
+
+asyncio.run(main())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Jobs:
+    """The render's worker, scheduler and mail server, each a process of its own
+    (in its own process group: a worker's children die with it)."""
+
+    def __init__(self, venv: Path, project: Path, env: dict[str, str]) -> None:
+        self.venv, self.project, self.env = venv, project, env
+        self.mail = project / "mail"
+        self.mail.mkdir()
+        self.smtp_port = int(env["SMTP_PORT"])
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *command: str) -> None:
+        log = (self.project / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [str(self.venv / "bin/python"), *command],
+            cwd=self.project,
+            env={**os.environ, "ENVIRONMENT": "production", **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_sink(self) -> None:
+        self.start("smtp", "-c", SINK, str(self.smtp_port), str(self.mail))
+        deadline = time.monotonic() + 20
+        while not self._listening():
+            assert time.monotonic() < deadline, (self.project / "smtp.log").read_text()
+            time.sleep(0.1)
+
+    def _listening(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.smtp_port)) == 0
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def messages(self) -> list[str]:
+        return [
+            str(message_from_bytes(path.read_bytes()).get_payload(decode=True), "utf-8")
+            for path in sorted(self.mail.glob("*.eml"))
+        ]
+
+    def wait_for_messages(self, count: int, seconds: float) -> list[str]:
+        deadline = time.monotonic() + seconds
+        while len(self.messages()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        logs = {p.name: p.read_text()[-2000:] for p in self.project.glob("*.log")}
+        assert len(self.messages()) == count, logs
+        return self.messages()
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def jobs(
+    request: pytest.FixtureRequest, project_venv: Path, tmp_path: Path, template_repo: Path
+) -> Iterator[tuple[Service, Jobs]]:
+    broker_url = BROKERS[request.param]
+    project = copy_project(template_repo, tmp_path / "svc", database="sqlite")
+    queue = f"t{uuid.uuid4().hex[:10]}"
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        "SECRET_KEY": "a-jobs-test-secret-" + "x" * 40,
+        "BROKER_URL": broker_url,
+        "JOB_QUEUE": queue,
+        "JOB_RETRY_DELAY_SECONDS": "0.5",
+        "JOB_MAX_RETRY_DELAY_SECONDS": "2",
+        "JOB_REDELIVER_SECONDS": "3",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(_free_port()),
+        "SMTP_SECURITY": "none",
+        "PASSWORD_RESET_EMAIL_INTERVAL_SECONDS": "0",
+        "PASSWORD_RESET_RATE_LIMIT": "1000/minute",
+        "ACCESS_LOG": "false",
+    }
+    migrated = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    workers = Jobs(project_venv, project, env)
+    service = Service(project_venv, project, env)
+    try:
+        workers.start_sink()
+        workers.start("worker", "-m", "app", "worker")
+        workers.start("scheduler", "-m", "app", "scheduler")
+        yield service, workers
+    finally:
+        service.stop()
+        workers.stop_all()
+        run_in(project_venv, project, "python", "-c", CLEAN, broker_url, queue)
+
+
+def _reset(base: str, email: str) -> None:
+    status, body = post_json(base, "/api/v1/auth/password-reset", {"email": email})
+    assert status == 202, body
+
+
+def _link_works(base: str, body: str, password: str) -> None:
+    found = re.search(r"#token=([A-Za-z0-9_-]+)", body)
+    assert found is not None, body
+    new = {"token": found.group(1), "new_password": password}
+    status, answer = post_json(base, "/api/v1/auth/password-reset/confirm", new)
+    assert status == 204, answer
+
+
+def test_a_reset_email_is_sent_by_a_worker_retried_and_never_lost(
+    jobs: tuple[Service, Jobs],
+) -> None:
+    service, workers = jobs
+    base, email = service.base, "jobs@example.com"
+    token_for(base, email)
+
+    # Up: the worker sends it within seconds.
+    _reset(base, email)
+    (first,) = workers.wait_for_messages(1, 15)
+    _link_works(base, first, "a-second-passphrase")
+
+    # The mail server down: the answer is still 202; retries meet a closed port
+    # until the server is back, and then the one email arrives.
+    workers.stop("smtp")
+    _reset(base, email)
+    time.sleep(2)
+    assert len(workers.messages()) == 1
+    workers.start_sink()
+    second = workers.wait_for_messages(2, 30)[-1]
+    _link_works(base, second, "a-third-passphrase")
+
+    # A worker killed while it sends: the job was never acknowledged, so the
+    # broker gives it to the worker that starts next (Redis: once it has been
+    # unacknowledged JOB_REDELIVER_SECONDS; RabbitMQ: once the connection drops).
+    slow, receiving = workers.project / "SLOW", workers.project / "RECEIVING"
+    slow.touch()
+    _reset(base, email)
+    deadline = time.monotonic() + 15
+    while not receiving.exists():
+        assert time.monotonic() < deadline, (workers.project / "worker.log").read_text()
+        time.sleep(0.05)
+    workers.stop("worker", signal.SIGKILL)
+    slow.unlink()
+    workers.start("worker", "-m", "app", "worker")
+    third = workers.wait_for_messages(3, 40)[-1]
+    _link_works(base, third, "a-fourth-passphrase")
+    time.sleep(1)  # no second copy follows
+    assert len(workers.messages()) == 3

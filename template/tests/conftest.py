@@ -40,6 +40,7 @@ os.environ["SENTRY_DSN"] = ""
 # the request that queued it (after the answer), retries moments apart.
 os.environ["BROKER_URL"] = ""
 os.environ["JOB_RETRY_DELAY_SECONDS"] = "0.01"
+os.environ["JOB_RETRIES"] = "3"
 
 import pytest  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402

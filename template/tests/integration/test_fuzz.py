@@ -31,6 +31,8 @@ from app.db.session import (
     get_engine,
     get_row_reader,
 )
+from app.jobs.broker import broker
+from app.jobs.dependencies import session_factory
 from app.main import app
 from app.modules.auth.models import User
 
@@ -99,7 +101,10 @@ def fuzz_app(fuzz_database: Path) -> Iterator[None]:
     # A reset request's background work opens sessions of its own.
     app.dependency_overrides[get_session_factory] = lambda: _own_session
     app.dependency_overrides[get_read_session_factory] = lambda: _own_session
+    # Jobs a request sends (a reset link) run on the same database.
+    broker.dependency_overrides[session_factory] = lambda: _own_session
     yield
+    broker.dependency_overrides.pop(session_factory, None)
     for dependency in (
         get_db,
         get_engine,

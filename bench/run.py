@@ -53,10 +53,12 @@ class Sizes:
     connections: int
     # What of the default project's suite is timed: all of it, or (a smoke run) a part.
     suite_paths: tuple[str, ...] = ()
+    # An untimed load run before the timed ones (a smoke run skips it).
+    warm_up: bool = True
 
 
 FULL = Sizes(7, 15, (1, 10, 50), ((100, 100), (100, 1000)), 10, 16)
-QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4, ("tests/unit",))
+QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4, ("tests/unit",), warm_up=False)
 # The POST runs book the seeded user's therapists in turn (seed.py gives each user
 # this many), each request the next hour from 2040 on, each run hours of its own.
 THERAPISTS = 100
@@ -364,7 +366,7 @@ class Bench:
         (a machine's speed drifts; alternating keeps the ratio fair)."""
         if raw is None:
             return self.load(f"{base}{path}", headers, post_booking)
-        for url in (base, raw):  # warm-up
+        for url in (base, raw) if self.sizes.warm_up else ():
             self._one_load(f"{url}{path}", headers, post_booking, duration=1)
         app_runs, raw_runs = [], []
         for _ in range(self.rounds):
@@ -440,7 +442,8 @@ class Bench:
         self, url: str, headers: dict[str, str], post_booking: bool = False
     ) -> dict[str, float]:
         """Warm up, then `runs` timed load runs; the median of each figure."""
-        self._one_load(url, headers, post_booking, duration=1)
+        if self.sizes.warm_up:
+            self._one_load(url, headers, post_booking, duration=1)
         samples = [
             self._one_load(url, headers, post_booking, self.sizes.duration)
             for _ in range(self.rounds)

@@ -58,7 +58,7 @@ class Sizes:
 
 
 FULL = Sizes(7, 15, (1, 10, 50), ((100, 100), (100, 1000)), 10, 16)
-QUICK = Sizes(1, 2, (1, 3), ((10, 10), (10, 20)), 1, 4, ("tests/unit",), warm_up=False)
+QUICK = Sizes(1, 2, (1, 2), ((10, 10), (10, 20)), 1, 4, ("tests/unit",), warm_up=False)
 # The POST runs book the seeded user's therapists in turn (seed.py gives each user
 # this many), each request the next hour from 2040 on, each run hours of its own.
 THERAPISTS = 100

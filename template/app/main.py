@@ -90,7 +90,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     logger.info("Starting %s", settings.APP_NAME)
     if settings.FIRST_SUPERUSER_EMAIL and settings.FIRST_SUPERUSER_PASSWORD:
         await ensure_first_superuser()
-    await jobs.start()
+    await jobs.start(schedule=True)
     yield
     await jobs.stop()
     # Return pooled connections cleanly instead of letting the server drop them.

@@ -15,10 +15,12 @@ periodic jobs.
 """
 
 import asyncio
+import importlib
 import logging
 from typing import Any
 
 from taskiq import AsyncBroker, InMemoryBroker, SmartRetryMiddleware, TaskiqScheduler
+from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.kicker import AsyncKicker
 from taskiq.message import TaskiqMessage
 from taskiq.schedule_sources import LabelScheduleSource
@@ -30,7 +32,11 @@ logger = logging.getLogger("app.jobs")
 
 # Each module's jobs, imported by workers and the scheduler so that they know
 # every task by name.
-TASK_MODULES = ("app.modules.auth.jobs",)
+TASK_MODULES = (
+    "app.events.jobs",
+    "app.modules.auth.jobs",
+    "app.modules.webhooks.jobs",
+)
 
 
 class RetryMiddleware(SmartRetryMiddleware):
@@ -121,13 +127,28 @@ class Jobs:
     """The service's side of the broker: it sends jobs, workers run them.
 
     A broker that is down never fails the service: starting logs it, and each
-    job sent meanwhile tries to connect again (and logs the job it lost)."""
+    job sent meanwhile tries to connect again (and logs the job it lost).
+    Without a broker the service runs the periodic jobs itself."""
 
     def __init__(self, broker: AsyncBroker) -> None:
         self.broker = broker
         self.started = False
+        self._schedule: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, schedule: bool = False) -> None:
+        """Connect to the broker; with `schedule` and no broker, also run the
+        periodic jobs in this process (the service does: it is all there is)."""
+        if (
+            schedule
+            and isinstance(self.broker, InMemoryBroker)
+            and self._schedule is None
+        ):
+            for name in TASK_MODULES:
+                importlib.import_module(name)
+            for source in scheduler.sources:
+                await source.startup()
+            loop = SchedulerLoop(scheduler, event_loop=asyncio.get_running_loop())
+            self._schedule = asyncio.create_task(loop.run(skip_first_run=True))
         try:
             await asyncio.wait_for(
                 self.broker.startup(), settings.JOB_ENQUEUE_TIMEOUT_SECONDS
@@ -138,6 +159,9 @@ class Jobs:
         self.started = True
 
     async def stop(self) -> None:
+        if self._schedule is not None:
+            self._schedule.cancel()
+            self._schedule = None
         if self.started:
             self.started = False
             await self.broker.shutdown()

@@ -41,7 +41,8 @@ from app.modules.auth.models import User
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
 OPENAPI = f"{app_settings.API_V1_PREFIX}/openapi.json"
-schema = schemathesis.openapi.from_asgi(OPENAPI, app)
+# The live feed is a stream that ends when its client leaves: no case would.
+schema = schemathesis.openapi.from_asgi(OPENAPI, app).exclude(path="/api/v1/events")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,10 @@ def valid_data_is_accepted(
     - 400, well-formed input that the data refuses (a wrong current password,
       an unknown reset token);
     - 422 for an interval that ends before it starts (a rule between two
-      fields), or for NUL inside a JSON document (JSONDocument says it in words).
+      fields), or for NUL inside a JSON document (JSONDocument says it in words);
+    - 422 for a webhook URL whose host does not resolve to a public address
+      (DNS answers that, not the schema), or that is not a URL for a reason
+      its pattern leaves out (a port past 65535).
     """
     if response.status_code == 400:
         return None
@@ -156,4 +160,7 @@ def _beyond_the_schema(case: schemathesis.Case, error: dict[str, Any]) -> bool:
         return False
     if isinstance(case.body.get(loc[1]), dict | list):
         return "NUL" in message
+    if case.path.startswith("/api/v1/webhooks") and loc[1] == "url":
+        # A port past 65535 or a malformed IPv6 address: rare, and legible.
+        return message.startswith(("host ", "Value error, is not a URL"))
     return message.startswith("must be after ")

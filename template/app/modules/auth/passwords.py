@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,10 +28,13 @@ from app.core.security import (
     verify_password,
 )
 from app.db.types import utcnow
+from app.events.outbox import record
 from app.modules.auth.models import PasswordResetToken, User
+from app.modules.auth.schemas import PasswordChanged
 from app.modules.auth.service import AuthService
 from app.modules.auth.token_cache import verified_tokens
 
+ACCOUNT_PASSWORD_CHANGED = "account.password_changed"
 logger = logging.getLogger("app.auth")
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -95,6 +98,7 @@ class PasswordService:
         new_hash = await run_in_threadpool(hash_password, new)
         # Reset links asked for before are spent: they were for the old password.
         await self._spend_reset_links(user_id)
+        _changed(self.session, user_id, "change")
         version = await self._revoke_tokens(user_id, hashed_password=new_hash)
         return create_access_token(str(user_id), version)
 
@@ -157,6 +161,7 @@ class PasswordService:
             await self.session.rollback()
             raise BadRequestError(INVALID_RESET_TOKEN)
         await self._spend_reset_links(user_id)  # every other link dies with it
+        _changed(self.session, user_id, "reset")
         await self._revoke_tokens(user_id, hashed_password=new_hash)
 
     async def _spend_reset_links(self, user_id: int) -> None:
@@ -172,3 +177,11 @@ class PasswordService:
         await self.session.commit()
         verified_tokens.forget_user(user_id)
         return version
+
+
+def _changed(
+    session: AsyncSession, user_id: int, how: Literal["change", "reset"]
+) -> None:
+    """The account's event, in the transaction that sets the password."""
+    changed = PasswordChanged(user_id=user_id, how=how, changed_at=utcnow())
+    record(session, ACCOUNT_PASSWORD_CHANGED, user_id, user_id, changed)

@@ -34,6 +34,14 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
+class PasswordChanged(BaseModel):
+    """The account.password_changed event: whose, and how (never the password)."""
+
+    user_id: int
+    how: Literal["change", "reset"]
+    changed_at: datetime
+
+
 class LoginForm(BaseModel):
     """OAuth2's password grant, as a form: the email goes in `username`."""
 

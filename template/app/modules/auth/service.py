@@ -15,8 +15,11 @@ from app.core.security import (
     hash_password,
     verify_password,
 )
+from app.events.outbox import record
 from app.modules.auth.models import PasswordResetToken, User
-from app.modules.auth.schemas import UserCreate
+from app.modules.auth.schemas import UserCreate, UserRead
+
+ACCOUNT_REGISTERED = "account.registered"
 
 MAX_EMAIL_LENGTH = 320
 # A token subject is a user id as this service writes it: ASCII digits, no sign,
@@ -101,6 +104,9 @@ class AuthService:
         user = User(email=email, hashed_password=hashed, full_name=data.full_name)
         self.session.add(user)
         try:
+            await self.session.flush()
+            read = UserRead.model_validate(user)
+            record(self.session, ACCOUNT_REGISTERED, user.id, user.id, read)
             await self.session.commit()
         except IntegrityError as exc:
             # Lost a race with a concurrent registration of the same address.

@@ -72,7 +72,7 @@ def test_changes_match_a_fresh_copy_of_the_answers(render: Render, committed: Pa
     assert after == snapshot(expected)
     # One migration per change, each after the one before.
     versions = sorted(p.name for p in (project / "migrations/versions").iterdir())
-    assert len(versions) == 2 + 3 + len(steps)
+    assert len(versions) == 3 + 3 + len(steps)  # the template's, the modules'
     # Invoices are built for other modules' tests by their own factory, with their
     # new fields: the module that points at them is untouched.
     factory = (project / "tests/factories/invoices.py").read_text()

@@ -4,10 +4,12 @@ response"): a render served by uvicorn, with `python -m app worker` and
 for while the mail server is up, while it is down (the link arrives once it is
 back), and while a worker is killed in the middle of sending it (another run
 sends it once the worker is back). Each time exactly one email arrives and its
-link works."""
+link works. A change reaches its owner's webhook (signed, within 2 s) and live
+feed, and no one else's; a worker killed mid-delivery delivers it again."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,11 +20,12 @@ import uuid
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import copy_project, run_in
-from tests.test_faults_live import Service, post_json, token_for
+from tests.test_faults_live import Service, call, post_json, token_for
 
 pytestmark = pytest.mark.slow
 
@@ -179,6 +182,11 @@ def jobs(
         "PASSWORD_RESET_EMAIL_INTERVAL_SECONDS": "0",
         "PASSWORD_RESET_RATE_LIMIT": "1000/minute",
         "ACCESS_LOG": "false",
+        # The receiver is on 127.0.0.1; a killed worker's delivery is due again
+        # 2 x 2 + 5 s after it started.
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "EVENT_SWEEP_SECONDS": "1",
     }
     migrated = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
     assert migrated.returncode == 0, migrated.stderr
@@ -247,3 +255,155 @@ def test_a_reset_email_is_sent_by_a_worker_retried_and_never_lost(
     _link_works(base, third, "a-fourth-passphrase")
     time.sleep(1)  # no second copy follows
     assert len(workers.messages()) == 3
+
+
+class Receiver:
+    """A webhook receiver on a free port, in a thread: keeps each request's
+    headers and body; while `hold` is set it takes a request and never answers."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        receiver = self
+        self.received: list[tuple[dict[str, str], bytes, float]] = []
+        self.hold = threading.Event()
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.received.append((headers, body, time.monotonic()))
+                if receiver.hold.is_set():
+                    time.sleep(30)
+                    return
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, seconds: float) -> list[tuple[dict[str, str], bytes, float]]:
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.received) >= count, self.received
+        return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Feed:
+    """A live feed read in a thread: the `event:` lines it has seen."""
+
+    def __init__(self, base: str, token: str) -> None:
+        import http.client
+        import threading
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(base)
+        self.connection = http.client.HTTPConnection(str(parts.hostname), parts.port, timeout=60)
+        self.connection.request(
+            "GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200
+        self.events: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.response:
+                if line.startswith(b"event: "):
+                    self.events.append(line[7:].decode().strip())
+        except (OSError, ValueError, AttributeError):  # closed by the test
+            pass
+
+    def close(self) -> None:
+        self.connection.sock.shutdown(socket.SHUT_RDWR)
+        self.connection.close()
+
+
+def _verify(venv: Path, project: Path, secret: str, headers: dict[str, str], body: bytes) -> Any:
+    """The README's receiver snippet, run as a receiver would run it."""
+    readme = (project / "README.md").read_text()
+    section = readme.split("### Events, webhooks and the live feed", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (project / "receive.py").write_text(snippet)
+    (project / "delivery.json").write_text(
+        json.dumps({"secret": secret, "headers": headers, "body": body.decode()})
+    )
+    driver = (
+        "import json; from receive import receive; d = json.load(open('delivery.json'));"
+        "print(json.dumps(receive(d['body'].encode(), d['headers'], d['secret'])))"
+    )
+    verified = run_in(venv, project, "python", "-c", driver)
+    assert verified.returncode == 0, verified.stderr
+    return json.loads(verified.stdout)
+
+
+def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_worker(
+    jobs: tuple[Service, Jobs], project_venv: Path
+) -> None:
+    service, workers = jobs
+    base = service.base
+    owner, stranger = token_for(base, "owner@example.com"), token_for(base, "x@example.com")
+    auth = {"Authorization": f"Bearer {owner}"}
+    receiver = Receiver()
+    feeds = [Feed(base, owner), Feed(base, stranger)]
+    try:
+        status, hook = post_json(
+            base,
+            "/api/v1/webhooks",
+            {"url": receiver.url, "events": ["therapists.created", "therapists.updated"]},
+            **auth,
+        )
+        assert status == 201, hook
+
+        # Created: signed delivery within 2 s, on the owner's feed only.
+        status, made = post_json(base, "/api/v1/therapists", {"name": "Ada"}, **auth)
+        answered = time.monotonic()
+        assert status == 201, made
+        ((headers, body, arrived),) = receiver.wait_for(1, 10)
+        assert arrived - answered < 2.0
+        event = _verify(project_venv, workers.project, hook["secret"], headers, body)
+        assert (event["type"], event["data"]) == ("therapists.created", made)
+        deadline = time.monotonic() + 5
+        while not feeds[0].events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert feeds[0].events == ["therapists.created"]
+
+        # A worker killed while the receiver holds the delivery: after a restart
+        # (and the attempt's lease), the same event comes again, same webhook-id.
+        receiver.hold.set()
+        status, _, _, _ = call(
+            f"{base}/api/v1/therapists/{made['id']}",
+            data=json.dumps({"name": "Ada L."}).encode(),
+            headers={"Content-Type": "application/json", **auth},
+            method="PATCH",
+        )
+        assert status == 200
+        held = receiver.wait_for(2, 10)[1][0]
+        workers.stop("worker", signal.SIGKILL)
+        receiver.hold.clear()
+        workers.start("worker", "-m", "app", "worker")
+        again = receiver.wait_for(3, 40)[2][0]
+        assert again["webhook-id"] == held["webhook-id"]
+        time.sleep(2)
+        assert len(receiver.received) == 3  # delivered once it was answered
+        assert feeds[1].events == []  # the stranger saw nothing
+    finally:
+        for feed in feeds:
+            feed.close()
+        receiver.close()

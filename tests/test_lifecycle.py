@@ -141,12 +141,15 @@ def test_wellnest_update_moves_to_the_new_template_keeping_modules_and_edits(
 
 
 def before_account_security(template: Path) -> None:
-    """The template as it was before 0002_account_security: modules chained on 0001."""
+    """The template as it was before 0002_account_security (and the event tables):
+    modules chained on 0001."""
     (template / "migrations/versions/0002_account_security.py").unlink()
+    (template / "migrations/versions/{{ events_revision }}.py.jinja").unlink()
     copier_yml = template.parent / "copier.yml"
     text = copier_yml.read_text()
-    assert "previous='0002_account_security'" in text
-    copier_yml.write_text(text.replace("'0002_account_security'", "'0001_create_users'"))
+    old = "previous='0002_account_security' if events_migration else '0003_events'"
+    assert old in text
+    copier_yml.write_text(text.replace(old, "previous='0001_create_users'"))
 
 
 def _users_columns(database: Path) -> set[str]:
@@ -187,12 +190,15 @@ def test_a_template_migration_arrives_after_what_the_database_already_has(
     chain = {rev.revision: rev.down_revisions for rev in migrations.read_revisions(project)}
     assert chain["create_therapists"] == ("0001_create_users",)  # as the database has it
     assert chain["0002_account_security"] == ("create_payments",)
-    assert migrations.heads(migrations.read_revisions(project)) == ["0002_account_security"]
+    # The event tables arrive in the same update, after the rest.
+    events = answers(project)["events_migration"]["revision"]
+    assert chain[events] == ("0002_account_security",)
+    assert migrations.heads(migrations.read_revisions(project)) == [events]
     upgraded = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "token_version" in _users_columns(database)
     current = run_in(project_venv, project, "alembic", "current", env=env)
-    assert "0002_account_security (head)" in current.stdout
+    assert f"{events} (head)" in current.stdout
 
     # The next module chains on after it, as on any project.
     committed(project, "update to 9.0.0")

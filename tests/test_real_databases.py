@@ -31,7 +31,8 @@ TABLES |= {
     if ":refs=" in spec
 }
 # The template's own tables, from 0001_create_users and 0002_account_security.
-ACCOUNT_TABLES = {"users", "password_reset_tokens"}
+# The account tables, and the event outbox with the webhooks it feeds.
+ACCOUNT_TABLES = {"users", "password_reset_tokens", "events", "webhooks", "webhook_deliveries"}
 
 
 @pytest.fixture(scope="module", params=["postgresql", "mysql"])

@@ -59,6 +59,11 @@ def test_defaults_render_the_seed_layout(copie: Any) -> None:
         "migrations/env.py",
         "migrations/versions/0001_create_users.py",
         "migrations/versions/0002_account_security.py",
+        "migrations/versions/0003_events.py",
+        "app/events/models.py",
+        "app/modules/webhooks/service.py",
+        "app/api/v1/endpoints/webhooks.py",
+        "tests/integration/test_events.py",
         *(path.format(m=m) for path in MODULE_FILES for m in ("therapists", "bookings")),
         "tests/integration/api/v1/test_bookings_overlaps.py",
     ]:
@@ -124,7 +129,7 @@ def test_no_modules_renders_auth_and_account_management_only(render: Render) -> 
 
     assert not (root / "app/modules/bookings").exists()
     router = (root / "app/api/v1/router.py").read_text()
-    assert "import (\n    auth,\n    users,\n)" in router
+    assert "import (\n    auth,\n    events,\n    users,\n    webhooks,\n)" in router
 
 
 def test_migrations_chain_in_module_order(render: Render) -> None:
@@ -132,8 +137,7 @@ def test_migrations_chain_in_module_order(render: Render) -> None:
 
     versions = root / "migrations/versions"
     assert (
-        'down_revision: str | None = "0002_account_security"'
-        in (versions / "create_bookings.py").read_text()
+        'down_revision: str | None = "0003_events"' in (versions / "create_bookings.py").read_text()
     )
     assert (
         'down_revision: str | None = "create_bookings"'

@@ -7,8 +7,8 @@ exactly; its `bookings` is the fixed booking table of wellnest 0.2. The update
 (wellnest's, which marks that table for conversion) must carry the project over
 with its data and its migration history: `alembic upgrade head` runs only the
 booking table's conversion, the rebuilds that give the older tables SQLite's
-AUTOINCREMENT and the migrations that give every table an index behind each sort,
-`alembic check` is clean, every row is still there, the new
+AUTOINCREMENT, the migrations that give every table an index behind each sort
+and the event tables', `alembic check` is clean, every row is still there, the new
 behaviour works (a deleted id is never given again), and the new migrations
 downgrade and upgrade again.
 """
@@ -177,8 +177,13 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
     assert [change["after"] for change in chain[1:]] == [
         change["revision"] for change in chain[:-1]
     ]
+    # The event tables come last: the project's modules already follow the
+    # account tables, where a new project has them.
+    events = Project.find(project).answers["events_migration"]
+    assert events["after"] == chain[-1]["revision"]
     migrated = run("alembic", "upgrade", "head")
-    assert migrated.count("Running upgrade") == 6
+    assert migrated.count("Running upgrade") == 7
+    assert f"-> {events['revision']}" in migrated
     assert f"-> {convert['revision']}" in migrated
     assert "No new upgrade operations detected" in run("alembic", "check")
     # The conversion and the rebuilds undo and redo cleanly, rows and all.
@@ -210,3 +215,6 @@ def test_a_project_of_the_previous_template_updates_with_its_data(
             made = dict(db.execute(query).fetchall())
         for table in ("bookings", "invoices", "payment_methods"):
             assert "AUTOINCREMENT" in made[table], made[table]
+        with closing(sqlite3.connect(tmp_path / "app.db")) as db:
+            types = {row[0] for row in db.execute("SELECT type FROM events")}
+        assert "bookings.created" in types  # the changes since wrote their events

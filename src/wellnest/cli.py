@@ -132,6 +132,7 @@ def _run_plan(
     try:
         found = _resolve(project)
         blueprint = Blueprint.locate()
+        operations.require_event_tables(found, blueprint)
         store.remember(blueprint)
         if adding:
             plan = operations.plan_add(blueprint, found, name, fields or (), no_overlap or ())
@@ -205,12 +206,13 @@ def _run_change(
 ) -> None:
     """add-field, rename-field, remove-field: plan, apply unless a dry run, report;
     exit 1 when a hand-edited file was merged with conflicts."""
-    from wellnest import report, store
+    from wellnest import operations, report, store
     from wellnest.blueprint import Blueprint
 
     try:
         found = _resolve(project)
         blueprint = Blueprint.locate()
+        operations.require_event_tables(found, blueprint)
         store.remember(blueprint)
         plan = build(blueprint, found)
         for warning in plan.warnings:

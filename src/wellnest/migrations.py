@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VERSIONS_DIR = "migrations/versions"
+# The event tables' migration of a project made with them (template 0.5 on).
+EVENTS_MIGRATION = "0003_events.py"
 
 
 @dataclass(frozen=True)

@@ -396,6 +396,21 @@ def _safe_read(project: Project, relpath: str) -> str:
         return ""
 
 
+def require_event_tables(project: Project, blueprint: Blueprint) -> None:
+    """A module's code writes events: a project made before the event tables
+    (wellnest 0.5) gets them from `wellnest update` before this template's
+    modules change it."""
+    if "events_migration" not in blueprint.questions or project.answers.get("events_migration"):
+        return
+    if project.exists(f"{migrations.VERSIONS_DIR}/{migrations.EVENTS_MIGRATION}"):
+        return
+    msg = (
+        "this project predates the event tables its modules now write to "
+        "(wellnest 0.5); run `wellnest update` first"
+    )
+    raise WellnestError(msg)
+
+
 def resolve_project(path: Path | None) -> Project:
     """The project around `path`, after rolling back any change a killed wellnest
     command left half applied (`project.recovered` says what was done)."""

@@ -98,13 +98,17 @@ def apply(root: Path, old: str, target: str | None) -> UpdateResult:
         None,
     )
     rebuilt, head = rebuilds(root, converted or modules, before, conversion, "autoincrement")
-    indexed, _ = rebuilds(root, rebuilt or converted or modules, before, head, "indexes")
+    indexed, head = rebuilds(root, rebuilt or converted or modules, before, head, "indexes")
     moved = indexed or rebuilt or converted
+    data: dict[str, object] = {"modules": moved} if moved is not None else {}
+    events = event_tables(root, before, head)
+    if events is not None:
+        data["events_migration"] = events
     try:
         run_update(
             str(root),
             # copier renders the old side with the answers as they were, the new one with these.
-            data={"modules": moved} if moved is not None else {},
+            data=data,
             defaults=True,
             overwrite=True,
             skip_answered=True,
@@ -162,6 +166,24 @@ def legacy_bookings(
             found = True
         converted.append(entry)
     return converted if found else None
+
+
+def event_tables(
+    root: Path, revisions: list[migrations.Revision], head: str | None
+) -> dict[str, str] | None:
+    """`events_migration: {revision, after}` for a project made before the event
+    tables (None for one that has them): their migration comes after the
+    project's head, since its modules' migrations already follow the account
+    tables, where a new project has the event tables."""
+    answers = Project.find(root).answers
+    if (
+        answers.get("events_migration")
+        or (root / migrations.VERSIONS_DIR / migrations.EVENTS_MIGRATION).exists()
+    ):
+        return None
+    if head is None:
+        head = _single_head(revisions, "make the event tables")
+    return {"revision": migrations.fresh_revision("events", prefix=""), "after": head}
 
 
 _PURPOSES = {

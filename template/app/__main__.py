@@ -87,8 +87,12 @@ def read_password(
 
 async def _create(email: str | None, password: str) -> str:
     from app.db.session import SessionLocal, engine
+    from app.events.outbox import relay
     from app.modules.auth.superuser import ensure_superuser
 
+    # The account's event waits in the outbox for the service's relay: this
+    # process ends as soon as the account is made.
+    relay.enabled = False
     try:
         return await ensure_superuser(email, password, SessionLocal)
     finally:

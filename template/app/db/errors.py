@@ -7,7 +7,7 @@ from types import TracebackType
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
@@ -37,6 +37,11 @@ _DRIVERS = ("asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlalchemy")
 class DatabaseUnresponsive(Exception):
     """The database answered neither this request in time nor a new connection
     (app/db/watchdog.py): lost, or cut off by the network."""
+
+
+# What background work (a relay, a delivery, the feed's reader) may meet from
+# the database and put off until its next run: one logged line, not a traceback.
+DATABASE_ERRORS = (SQLAlchemyError, OSError, DatabaseUnresponsive)
 
 
 def database_unavailable(exc: BaseException) -> bool:

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
 from app.core.logging import one_line
+from app.db.errors import DATABASE_ERRORS
 from app.db.session import SessionLocal
 from app.events.models import Event
 
@@ -69,6 +69,7 @@ class Feed:
         self.sessions = sessions
         self.subscribers: dict[int, set[Subscription]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
         self._last = 0
         self._gaps: dict[int, float] = {}
 
@@ -77,14 +78,15 @@ class Feed:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, owner_id: int) -> AsyncIterator[Subscription]:
-        if self._reader is None or self._reader.done():
-            async with self.sessions() as session:
-                self._last = await session.scalar(select(func.max(Event.id))) or 0
-            self._gaps.clear()
-            self._reader = asyncio.create_task(self._read())
         subscription = Subscription(owner_id)
         self.subscribers.setdefault(owner_id, set()).add(subscription)
+        if self._reader is None or self._reader.done():
+            # Started before any await: feeds opening together share one reader.
+            self._ready = asyncio.Event()
+            self._reader = asyncio.create_task(self._read())
         try:
+            # The feed starts once the reader knows where the outbox ends.
+            await self._ready.wait()
             yield subscription
         finally:
             feeds = self.subscribers.get(owner_id, set())
@@ -107,13 +109,23 @@ class Feed:
         return [FeedEvent(*row) for row in rows]
 
     async def _read(self) -> None:
+        while not self._ready.is_set():
+            try:
+                async with self.sessions() as session:
+                    self._last = await session.scalar(select(func.max(Event.id))) or 0
+            except DATABASE_ERRORS as exc:
+                logger.warning("Feed: events not read: %s", one_line(exc))
+                await asyncio.sleep(settings.FEED_POLL_SECONDS)
+                continue
+            self._gaps.clear()
+            self._ready.set()
         while True:
+            await asyncio.sleep(settings.FEED_POLL_SECONDS)
             try:
                 await self.read_once()
-            except (SQLAlchemyError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 # The database is away: the feeds stay open and catch up after.
                 logger.warning("Feed: events not read: %s", one_line(exc))
-            await asyncio.sleep(settings.FEED_POLL_SECONDS)
 
     async def read_once(self) -> None:
         """Read the events committed since the last read, and hand them out."""

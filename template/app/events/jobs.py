@@ -2,12 +2,15 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from sqlalchemy import CursorResult, delete, exists, select
 
 from app.core.config import settings
+from app.core.logging import one_line
+from app.db.errors import DATABASE_ERRORS
 from app.db.types import utcnow
 from app.events.models import Event
 from app.jobs.broker import broker, jobs
@@ -15,6 +18,7 @@ from app.jobs.dependencies import SessionsDep
 from app.modules.webhooks.jobs import deliver_webhook
 from app.modules.webhooks.models import Webhook, WebhookDelivery
 
+logger = logging.getLogger("app.events")
 BATCH = 200
 # SQLite has no SKIP LOCKED: relays of one process take turns (SQLite is one
 # process's database).
@@ -40,6 +44,15 @@ async def relay_events(sessions: SessionsDep) -> int:
     Relays run side by side: each takes unpublished events FOR UPDATE SKIP
     LOCKED, so no two take the same. Killed after its commit and before
     queueing, it leaves deliveries the sweep sends."""
+    try:
+        return await _relay(sessions)
+    except DATABASE_ERRORS as exc:
+        # The database is away: the events wait in the outbox for the sweep.
+        logger.warning("Events not relayed: %s", one_line(exc))
+        return 0
+
+
+async def _relay(sessions: SessionsDep) -> int:
     relayed = 0
     async with _relaying():
         while True:
@@ -94,8 +107,18 @@ async def sweep(sessions: SessionsDep) -> int:
     unpublished, and queue the deliveries that are due (retries, and attempts
     whose worker died). How many deliveries were queued."""
     await relay_events(sessions)
+    try:
+        due = await _due(sessions)
+    except DATABASE_ERRORS as exc:
+        logger.warning("Webhook deliveries not swept: %s", one_line(exc))
+        return 0
+    await asyncio.gather(*(jobs.send(deliver_webhook, i) for i in due))
+    return len(due)
+
+
+async def _due(sessions: SessionsDep) -> list[int]:
     async with sessions() as session:
-        due = list(
+        return list(
             await session.scalars(
                 select(WebhookDelivery.id)
                 .where(
@@ -106,8 +129,6 @@ async def sweep(sessions: SessionsDep) -> int:
                 .limit(10 * BATCH)
             )
         )
-    await asyncio.gather(*(jobs.send(deliver_webhook, i) for i in due))
-    return len(due)
 
 
 @broker.task(task_name="events.purge", schedule=[{"cron": "23 * * * *"}])

@@ -350,6 +350,14 @@ def test_retries_wait_longer_each_time_up_to_an_hour() -> None:
     assert 2700 <= waits[3] <= 4500
 
 
+@pytest.fixture
+def feed_read_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed's own reader waits an hour between reads: the test reads
+    (read_once) when it has written, on its one session."""
+    monkeypatch.setattr(settings, "FEED_POLL_SECONDS", 3600)
+
+
+@pytest.mark.usefixtures("feed_read_by_hand")
 async def test_the_feed_hands_each_owner_only_their_events(
     session: AsyncSession, user: User, other_user: User
 ) -> None:
@@ -374,6 +382,7 @@ async def test_the_feed_hands_each_owner_only_their_events(
         assert await feed.backlog(other_user.id, after=0) == []
 
 
+@pytest.mark.usefixtures("feed_read_by_hand")
 async def test_a_feed_that_falls_behind_is_ended_not_buffered(
     session: AsyncSession, user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,11 +1,14 @@
 """Delivering webhooks: one job per attempt, the delivery row its state."""
 
+import logging
 import random
 from datetime import timedelta
 
 from sqlalchemy import CursorResult, select, update
 
 from app.core.config import settings
+from app.core.logging import one_line
+from app.db.errors import DATABASE_ERRORS
 from app.db.types import utcnow
 from app.events.models import Event
 from app.jobs.broker import broker
@@ -13,6 +16,7 @@ from app.jobs.dependencies import SessionsDep
 from app.modules.webhooks import delivery
 from app.modules.webhooks.models import Webhook, WebhookDelivery
 
+logger = logging.getLogger("app.webhooks")
 # Retries: 5 s, 10 s, 20 s... doubling to an hour, each with jitter, until
 # WEBHOOK_RETRY_HOURS have passed since the event.
 FIRST_RETRY_SECONDS = 5
@@ -40,9 +44,18 @@ async def deliver_webhook(delivery_id: int, sessions: SessionsDep) -> str:
     The attempt first takes the row's lease (next_attempt_at moves past the
     attempt's own timeout), so a duplicate of this job does nothing, and a
     worker killed mid-attempt leaves the row due again when the lease ends:
-    the sweep sends it again, with the same webhook-id."""
+    the sweep sends it again, with the same webhook-id. A database that is
+    away costs one logged line; the sweep tries again."""
+    try:
+        return await _attempt(delivery_id, sessions)
+    except DATABASE_ERRORS as exc:
+        logger.warning("Webhook delivery %s put off: %s", delivery_id, one_line(exc))
+        return "later"
+
+
+async def _attempt(delivery_id: int, sessions: SessionsDep) -> str:
     now = utcnow()
-    lease = now + timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30)
+    lease = now + timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 5)
     async with sessions() as session:
         claimed = await session.execute(
             update(WebhookDelivery)

@@ -407,3 +407,72 @@ def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_work
         for feed in feeds:
             feed.close()
         receiver.close()
+
+
+def test_a_broker_cut_under_load_costs_no_request_and_no_event(
+    jobs: tuple[Service, Jobs], project_venv: Path
+) -> None:
+    """The service reaches the broker through a proxy that is cut for five
+    seconds while clients create objects: every request succeeds (the wake-ups
+    it sends are lost, one log line each) and every event is delivered, by the
+    sweep that the scheduler runs."""
+    import threading
+    import urllib.parse
+
+    from tests.test_faults_live import Proxy
+
+    fixture_service, workers = jobs
+    fixture_service.stop()
+    broker = urllib.parse.urlsplit(workers.env["BROKER_URL"])
+    proxy = Proxy(int(broker.port or 6379))
+    proxied = broker._replace(netloc=broker.netloc.replace(f":{broker.port}", f":{proxy.port}"))
+    env = {**workers.env, "BROKER_URL": urllib.parse.urlunsplit(proxied)}
+    service = Service(project_venv, workers.project, env)
+    receiver = Receiver()
+    statuses: list[int] = []
+    made: list[int] = []
+    try:
+        auth = {"Authorization": f"Bearer {token_for(service.base, 'cut@example.com')}"}
+        status, _ = post_json(
+            service.base,
+            "/api/v1/webhooks",
+            {"url": receiver.url, "events": ["therapists.created"]},
+            **auth,
+        )
+        assert status == 201
+        stop = threading.Event()
+
+        def create(worker: int) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                code, body = post_json(
+                    service.base, "/api/v1/therapists", {"name": f"t{worker}-{n}"}, **auth
+                )
+                statuses.append(code)
+                if code == 201:
+                    made.append(body["id"])
+
+        clients = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+        for client in clients:
+            client.start()
+        time.sleep(1.5)
+        proxy.cut("refuse")
+        time.sleep(5)
+        proxy.restore()
+        time.sleep(1.5)
+        stop.set()
+        for client in clients:
+            client.join(timeout=30)
+
+        assert len(made) > 20
+        assert set(statuses) == {201}, sorted(set(statuses))
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < len(made) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        delivered = {json.loads(body)["data"]["id"] for _, body, _ in receiver.received}
+        assert delivered == set(made), (len(delivered), len(made))
+    finally:
+        service.stop()
+        proxy.close()
+        receiver.close()

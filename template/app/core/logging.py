@@ -160,6 +160,13 @@ def setup_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
         logger.handlers = []
         logger.propagate = True
     # uvicorn's access log lacks request ids and durations: app.access replaces
-    # it. httpx logs every request a test client makes.
-    for name in ("uvicorn.access", "httpx"):
+    # it. httpx logs every request a client makes (webhook deliveries too), and
+    # taskiq every job it starts and sends (each relay, each sweep): the jobs'
+    # own lines say what matters, failures included.
+    for name in (
+        "uvicorn.access",
+        "httpx",
+        "taskiq.receiver.receiver",
+        "taskiq.cli.scheduler.run",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)

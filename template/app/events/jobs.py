@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from sqlalchemy import CursorResult, delete, exists, select
+from sqlalchemy import CursorResult, delete, exists, select, update
 
 from app.core.config import settings
 from app.core.logging import one_line
@@ -57,15 +57,16 @@ async def _relay(sessions: SessionsDep) -> int:
     async with _relaying():
         while True:
             async with sessions() as session:
-                events = list(
-                    await session.scalars(
-                        select(Event)
+                # What deliveries need, not the payloads: they read those themselves.
+                events = (
+                    await session.execute(
+                        select(Event.id, Event.type, Event.owner_id)
                         .where(Event.published_at.is_(None))
                         .order_by(Event.id)
                         .limit(BATCH)
                         .with_for_update(skip_locked=True)
                     )
-                )
+                ).all()
                 if not events:
                     break
                 owners = {event.owner_id for event in events}
@@ -86,9 +87,12 @@ async def _relay(sessions: SessionsDep) -> int:
                     if webhook.owner_id == event.owner_id
                     and event.type in webhook.events
                 ]
-                for event in events:
-                    event.published_at = now
                 session.add_all(deliveries)
+                await session.execute(
+                    update(Event)
+                    .where(Event.id.in_([event.id for event in events]))
+                    .values(published_at=now)
+                )
                 await session.commit()
                 queued = [row.id for row in deliveries]
             await asyncio.gather(*(jobs.send(deliver_webhook, i) for i in queued))

@@ -26,6 +26,7 @@ logger = logging.getLogger("app.events")
 # subscribe to these names, and no others).
 EVENT_TYPES: set[str] = {"account.registered", "account.password_changed"}
 _RECORDED = "wellnest.events"
+WAKE_DELAY_SECONDS = 0.05
 
 
 def event_types(resource: str) -> tuple[str, str, str]:
@@ -90,6 +91,9 @@ class Relay:
         try:
             again = True
             while again:
+                # Commits of the next moments join this run: under load, one
+                # relay per batch of events rather than one per event.
+                await asyncio.sleep(WAKE_DELAY_SECONDS)
                 self._again = False
                 await jobs.send(relay_events)
                 again = self._again

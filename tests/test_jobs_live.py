@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -187,6 +188,7 @@ def jobs(
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "WEBHOOK_TIMEOUT_SECONDS": "2",
         "EVENT_SWEEP_SECONDS": "1",
+        "JOB_METRICS_PORT": str(_free_port()),
     }
     migrated = run_in(project_venv, project, "alembic", "upgrade", "head", env=env)
     assert migrated.returncode == 0, migrated.stderr
@@ -403,6 +405,11 @@ def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_work
         time.sleep(2)
         assert len(receiver.received) == 3  # delivered once it was answered
         assert feeds[1].events == []  # the stranger saw nothing
+        # The restarted worker counted the delivery it made, and serves it.
+        port = workers.env["JOB_METRICS_PORT"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            scraped = answer.read().decode()
+        assert 'webhook_deliveries_total{outcome="delivered"} 1.0' in scraped
     finally:
         for feed in feeds:
             feed.close()

@@ -12,7 +12,8 @@ FIRST_SUPERUSER_PASSWORD, or from a prompt in a terminal.
 `python -m app openapi` prints the OpenAPI document, which typed clients are
 generated from (README, "Typed clients").
 
-`python -m app worker [--workers N]` runs background jobs from BROKER_URL;
+`python -m app worker [--workers N]` runs background jobs from BROKER_URL (and,
+with METRICS_ENABLED, serves their metrics on JOB_METRICS_PORT);
 `python -m app scheduler` (one per deployment) starts periodic jobs and, on
 Redis, the retries that are due (app/jobs/broker.py).
 """
@@ -158,6 +159,10 @@ def run_jobs(command: str, workers: int | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if command == "worker" and settings.METRICS_ENABLED:
+        # Before prometheus-client loads: the worker processes inherit it and
+        # each writes its values there (as `serve` does for its workers).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder()
     from app.jobs.broker import TASK_MODULES
 
     if command == "scheduler":
@@ -170,11 +175,26 @@ def run_jobs(command: str, workers: int | None = None) -> int:
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
 
+    if settings.METRICS_ENABLED:
+        serve_job_metrics(settings.JOB_METRICS_PORT)
     processes = str(workers or settings.JOB_WORKERS)
     work = WorkerArgs.from_cli(
         ["app.jobs.broker:broker", *TASK_MODULES, "--workers", processes]
     )
     return run_worker(work) or 0
+
+
+def serve_job_metrics(port: int) -> None:
+    """The workers' job and webhook metrics, summed over their processes, at
+    http://<host>:<port>/metrics (from a thread of this, the parent process)."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:  # the port is taken: jobs matter more than their metrics
+        print(f"warning: job metrics not served on port {port}: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

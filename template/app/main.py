@@ -119,6 +119,7 @@ async def _database_reachable(db_engine: AsyncEngine) -> bool:
 def _add_metrics(app: FastAPI) -> None:
     # Imported here: with METRICS_ENABLED=false, prometheus-client never loads.
     from app.core import metrics
+    from app.events import metrics as event_metrics
 
     app.add_middleware(metrics.MetricsMiddleware)
     metrics.watch_pool(engine, "write")
@@ -126,6 +127,8 @@ def _add_metrics(app: FastAPI) -> None:
         metrics.watch_pool(read_engine, "read")
 
     async def scrape(request: Request) -> Response:
+        if metrics.authorized(settings.METRICS_TOKEN, request):
+            await event_metrics.observe()
         return metrics.render(settings.METRICS_TOKEN, request)
 
     app.add_route("/metrics", scrape, include_in_schema=False)

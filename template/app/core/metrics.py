@@ -157,13 +157,19 @@ def watch_pool(engine: AsyncEngine, name: str) -> None:
         checked_out.set(max(count() - 1, 0))
 
 
+def authorized(token: str | None, request: Request) -> bool:
+    """Whether the scraper sent the token, when one is configured."""
+    if not token:
+        return True
+    sent = request.headers.get("authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
 def render(token: str | None, request: Request) -> Response:
     """The /metrics answer: the Prometheus text format, or 401 when a token is
     configured and the scraper did not send it."""
-    if token:
-        sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    if not authorized(token, request):
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     folder = os.environ.get(MULTIPROCESS_DIR)
     if folder:
         _forget_dead_workers(Path(folder))

@@ -102,7 +102,12 @@ def build(url: str | None, name: str) -> AsyncBroker:
         max_delay_exponent=settings.JOB_MAX_RETRY_DELAY_SECONDS,  # ...to this
         use_jitter=True,
     )
-    return broker.with_middlewares(retries)
+    if not settings.METRICS_ENABLED:
+        return broker.with_middlewares(retries)
+    # Imported here: with METRICS_ENABLED=false, prometheus-client never loads.
+    from app.jobs import metrics
+
+    return broker.with_middlewares(retries, metrics.JobMetrics())
 
 
 broker = build(settings.BROKER_URL or None, settings.JOB_QUEUE)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as Verifier
@@ -137,6 +138,9 @@ async def test_a_change_is_delivered_signed_and_logged(
 ) -> None:
     hook = await _subscribe(client, auth_headers, receiver.url)
     headers = await _change_password(client, auth_headers)
+    counted = REGISTRY.get_sample_value
+    delivered = {"outcome": "delivered"}
+    before = counted("webhook_deliveries_total", delivered) or 0
 
     assert await relay_events(sessions) == 1
 
@@ -150,6 +154,8 @@ async def test_a_change_is_delivered_signed_and_logged(
     assert logged["status"] == "delivered"
     assert (logged["attempts"], logged["response_status"]) == (1, 204)
     assert logged["event_type"] == CHANGED
+    # Counted where the job ran: here, with no broker (app/jobs/metrics.py).
+    assert counted("webhook_deliveries_total", delivered) == before + 1
 
 
 @pytest.mark.usefixtures("private_networks")

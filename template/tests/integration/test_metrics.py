@@ -2,6 +2,8 @@
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,17 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
 from app.core.metrics import watch_pool
 from app.db.session import build_engine
+from app.db.types import utcnow
+from app.events import metrics as event_metrics
+from app.events.models import Event
 from app.main import create_app
+from app.modules.auth.models import User
+from app.modules.webhooks.models import Webhook, WebhookDelivery
 from tests.conftest import app_client
 
 
@@ -144,3 +152,52 @@ async def test_the_pool_gauge_stays_within_the_pool_through_failed_checkouts(
         await engine.dispose()
 
     assert seen == [0.0] * 5 + [1.0, 0.0], seen
+
+
+async def test_the_outbox_and_deliveries_are_gauged_at_each_scrape(
+    session: AsyncSession, user: User
+) -> None:
+    hour_ago = utcnow() - timedelta(hours=1)
+    waiting = Event(
+        type="account.registered",
+        owner_id=user.id,
+        object_id=user.id,
+        payload="{}",
+        created_at=hour_ago,
+    )
+    hook = Webhook(owner_id=user.id, url="https://example.com/", secret="s", events=[])
+    session.add_all([waiting, hook])
+    await session.flush()
+    for status in ("pending", "failed", "delivered"):
+        session.add(
+            WebhookDelivery(
+                webhook_id=hook.id,
+                event_id=waiting.id,
+                status=status,
+                next_attempt_at=hour_ago,
+            )
+        )
+    await session.commit()
+
+    await event_metrics.observe(lambda: nullcontext(session))  # type: ignore[arg-type, return-value]
+
+    value = REGISTRY.get_sample_value
+    assert value("events_unpublished") == 1
+    assert 3500 < (value("events_unpublished_oldest_seconds") or 0) < 3700
+    assert value("webhook_delivery_backlog", {"status": "pending"}) == 1
+    assert value("webhook_delivery_backlog", {"status": "failed"}) == 1
+    assert 3500 < (value("webhook_deliveries_overdue_seconds") or 0) < 3700
+
+
+async def test_a_scrape_answers_while_the_database_is_away() -> None:
+    async def unreachable() -> None:
+        raise ConnectionRefusedError("Connection refused")
+
+    class Away:
+        async def __aenter__(self) -> None:
+            await unreachable()
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    await event_metrics.observe(Away)  # type: ignore[arg-type]

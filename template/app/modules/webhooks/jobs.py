@@ -38,8 +38,12 @@ def message_id(event_id: int) -> str:
 
 
 @broker.task(task_name="webhooks.deliver")
-async def deliver_webhook(delivery_id: int, sessions: SessionsDep) -> str:
-    """One attempt at one delivery, if it is pending and due: what became of it.
+async def deliver_webhook(
+    delivery_id: int, sessions: SessionsDep
+) -> tuple[str, float | None]:
+    """One attempt at one delivery, if it is pending and due: what became of it
+    (delivered, pending, failed; or not due, gone, later: no attempt), and the
+    seconds since its event when there was an attempt.
 
     The attempt first takes the row's lease (next_attempt_at moves past the
     attempt's own timeout), so a duplicate of this job does nothing, and a
@@ -50,10 +54,10 @@ async def deliver_webhook(delivery_id: int, sessions: SessionsDep) -> str:
         return await _attempt(delivery_id, sessions)
     except DATABASE_ERRORS as exc:
         logger.warning("Webhook delivery %s put off: %s", delivery_id, one_line(exc))
-        return "later"
+        return "later", None
 
 
-async def _attempt(delivery_id: int, sessions: SessionsDep) -> str:
+async def _attempt(delivery_id: int, sessions: SessionsDep) -> tuple[str, float | None]:
     now = utcnow()
     lease = now + timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 5)
     async with sessions() as session:
@@ -68,7 +72,7 @@ async def _attempt(delivery_id: int, sessions: SessionsDep) -> str:
         )
         await session.commit()
         if not isinstance(claimed, CursorResult) or claimed.rowcount != 1:
-            return "not due"
+            return "not due", None
         found = (
             await session.execute(
                 select(
@@ -86,7 +90,7 @@ async def _attempt(delivery_id: int, sessions: SessionsDep) -> str:
             )
         ).first()
     if found is None:  # deleted with its webhook meanwhile
-        return "gone"
+        return "gone", None
     url, secret, enabled, event_id, event_type, created_at, payload = found
     if not enabled:
         outcome = delivery.Outcome(delivered=False, error="the webhook is disabled")
@@ -98,7 +102,8 @@ async def _attempt(delivery_id: int, sessions: SessionsDep) -> str:
                 client, url, secret, message_id(event_id), content
             )
         give_up = utcnow() - created_at > timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
-    return await _settle(sessions, delivery_id, outcome, give_up=give_up)
+    status = await _settle(sessions, delivery_id, outcome, give_up=give_up)
+    return status, (utcnow() - created_at).total_seconds()
 
 
 async def _settle(

@@ -88,7 +88,7 @@ def read_password(
 
 async def _create(email: str | None, password: str) -> str:
     from app.db.session import SessionLocal, engine
-    from app.events.outbox import relay
+    from app.events.relay import relay
     from app.modules.auth.superuser import ensure_superuser
 
     # The account's event waits in the outbox for the service's relay: this

@@ -1,5 +1,7 @@
 """Application entry point: wiring, middleware and lifespan."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +37,7 @@ from app.db.errors import (
 )
 from app.db.session import SessionLocal, engine, get_engine, read_engine
 from app.db.watchdog import abandon_after
+from app.events.relay import relay
 from app.jobs.broker import jobs
 from app.modules.auth.superuser import SuperuserInputError, ensure_superuser
 
@@ -92,6 +95,10 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await ensure_first_superuser()
     await jobs.start(schedule=True)
     yield
+    # A relay under way finishes (bounded); one cut short leaves its events
+    # to the sweep of the next start.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(relay.idle(), settings.GRACEFUL_SHUTDOWN_SECONDS)
     await jobs.stop()
     # Return pooled connections cleanly instead of letting the server drop them.
     await engine.dispose()

@@ -75,7 +75,7 @@ from app.db.session import (  # noqa: E402
     get_engine,
     get_row_reader,
 )
-from app.events.outbox import relay  # noqa: E402
+from app.events.relay import relay  # noqa: E402
 from app.jobs.broker import broker  # noqa: E402
 from app.jobs.dependencies import session_factory  # noqa: E402
 from app.main import app  # noqa: E402

@@ -61,7 +61,7 @@ async def _read(sessions: Callable[[], AsyncSession]) -> None:
             .where(WebhookDelivery.status.in_(("pending", "failed")))
             .group_by(WebhookDelivery.status)
         )
-        by_status = {status: count for status, count in rows}
+        by_status = dict(rows.all())
         due_since = await session.scalar(
             select(func.min(WebhookDelivery.next_attempt_at)).where(
                 WebhookDelivery.status == "pending",

@@ -21,7 +21,7 @@ from app.db.types import utcnow
 from app.events.feed import Feed
 from app.events.jobs import purge_events, relay_events, sweep
 from app.events.models import Event
-from app.events.outbox import relay
+from app.events.relay import relay
 from app.jobs.broker import broker
 from app.jobs.dependencies import session_factory
 from app.modules.auth.models import User

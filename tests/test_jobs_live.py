@@ -416,6 +416,9 @@ def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_work
         receiver.close()
 
 
+# On Redis alone: the service's side of a cut is the same for both brokers (a
+# send that fails, bounded), and CI's budget is short.
+@pytest.mark.parametrize("jobs", ["redis"], indirect=True)
 def test_a_broker_cut_under_load_costs_no_request_and_no_event(
     jobs: tuple[Service, Jobs], project_venv: Path
 ) -> None:

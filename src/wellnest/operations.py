@@ -396,11 +396,15 @@ def _safe_read(project: Project, relpath: str) -> str:
         return ""
 
 
+EVENTS_TEMPLATE = "{{ events_revision }}.py" + SUFFIX
+
+
 def require_event_tables(project: Project, blueprint: Blueprint) -> None:
     """A module's code writes events: a project made before the event tables
     (wellnest 0.5) gets them from `wellnest update` before this template's
     modules change it."""
-    if "events_migration" not in blueprint.questions or project.answers.get("events_migration"):
+    made_by_template = blueprint.template_dir / migrations.VERSIONS_DIR / EVENTS_TEMPLATE
+    if not made_by_template.is_file() or project.answers.get("events_migration"):
         return
     if project.exists(f"{migrations.VERSIONS_DIR}/{migrations.EVENTS_MIGRATION}"):
         return

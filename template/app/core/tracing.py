@@ -10,6 +10,8 @@ Nothing here is imported unless tracing is configured: without an endpoint,
 start-up time and memory stay as they were.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+
+# The provider setup_tracing made in this process, if it made one: events carry
+# the trace of the request that wrote them, and jobs continue it.
+_provider: "TracerProvider | None" = None
 
 
 def setup_tracing(
@@ -63,7 +69,43 @@ def setup_tracing(
         skip_dep_check=True,
     )
     HTTPXClientInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
+    global _provider  # one per process, like the global provider
+    _provider = provider
     return provider
+
+
+def stop_tracing() -> None:
+    """Forget this process's provider (tests: the next app makes its own)."""
+    global _provider
+    _provider = None
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the span running now (a request's), or None when
+    nothing is traced: what an event carries to the jobs it causes."""
+    if _provider is None:
+        return None
+    from opentelemetry.propagate import inject
+
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def continued(name: str, traceparent: str | None) -> Iterator[None]:
+    """A span for a job's work, in the trace of the request that caused it
+    (its parent: `traceparent`); nothing when nothing is traced."""
+    if _provider is None:
+        yield
+        return
+    from opentelemetry.propagate import extract
+    from opentelemetry.trace import SpanKind
+
+    parent = extract({"traceparent": traceparent}) if traceparent else None
+    tracer = _provider.get_tracer("app.jobs")
+    with tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER):
+        yield
 
 
 def tag_request(request_id: str) -> None:

@@ -39,3 +39,6 @@ class Event(Base):
     payload: Mapped[str] = mapped_column(Payload)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The W3C traceparent of the request that wrote it, when traced: the jobs
+    # it causes (a webhook's delivery) continue that trace.
+    trace_parent: Mapped[str | None] = mapped_column(String(55), default=None)

@@ -10,6 +10,7 @@ an event published delivers it again, under the same id.
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import tracing
 from app.events.models import Event
 
 # Every event type there is: each module adds its own when imported (webhooks
@@ -42,6 +43,7 @@ def record(
             owner_id=owner_id,
             object_id=object_id,
             payload=payload.model_dump_json(),
+            trace_parent=tracing.current_traceparent(),
         )
     )
     session.info[RECORDED] = True

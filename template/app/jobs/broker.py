@@ -19,7 +19,14 @@ import importlib
 import logging
 from typing import Any
 
-from taskiq import AsyncBroker, InMemoryBroker, SmartRetryMiddleware, TaskiqScheduler
+from taskiq import (
+    AsyncBroker,
+    InMemoryBroker,
+    SmartRetryMiddleware,
+    TaskiqEvents,
+    TaskiqScheduler,
+    TaskiqState,
+)
 from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.kicker import AsyncKicker
 from taskiq.message import TaskiqMessage
@@ -111,6 +118,20 @@ def build(url: str | None, name: str) -> AsyncBroker:
 
 
 broker = build(settings.BROKER_URL or None, settings.JOB_QUEUE)
+
+
+async def _trace_jobs(_state: TaskiqState) -> None:
+    """A worker traces its jobs as the service traces its requests: a job an
+    event caused continues the trace of the request that wrote the event."""
+    from app.core.tracing import setup_tracing
+    from app.db.session import engine
+
+    endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT or ""
+    setup_tracing(settings.APP_NAME, endpoint, [engine])
+
+
+if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _trace_jobs)
 _REDIS = (settings.BROKER_URL or "").startswith("redis")
 
 

@@ -69,13 +69,20 @@ class Receiver:
         writer.close()
 
 
+    @classmethod
+    async def serving(cls) -> AsyncIterator["Receiver"]:
+        """A receiver listening on a free port, until the caller is done."""
+        target = cls()
+        server = await asyncio.start_server(target._serve, "127.0.0.1", 0)
+        target.port = server.sockets[0].getsockname()[1]
+        yield target
+        server.close()
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    target = Receiver()
-    server = await asyncio.start_server(target._serve, "127.0.0.1", 0)
-    target.port = server.sockets[0].getsockname()[1]
-    yield target
-    server.close()
+    async for target in Receiver.serving():
+        yield target
 
 
 @pytest.fixture

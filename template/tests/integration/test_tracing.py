@@ -4,7 +4,7 @@ tagged with the request id; without an endpoint the SDK never loads."""
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
@@ -16,10 +16,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.trace import SpanKind
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import settings
-from app.main import create_app
-from tests.conftest import app_client
+from app.core.tracing import stop_tracing
+from app.events.jobs import relay_events
+from app.jobs.broker import broker
+from app.jobs.dependencies import session_factory
+from app.main import app, create_app
+from tests.conftest import TEST_PASSWORD, app_client
+from tests.integration.test_events import Receiver
 
 
 @pytest.fixture
@@ -32,6 +38,7 @@ def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
         # The instrumentors are process-wide: leave none behind for other tests.
         SQLAlchemyInstrumentor().uninstrument()
         HTTPXClientInstrumentor().uninstrument()
+        stop_tracing()
 
 
 def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[int]:
@@ -120,3 +127,64 @@ def test_without_an_endpoint_the_sdk_is_never_imported() -> None:
         },
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async for target in Receiver.serving():
+        yield target
+
+
+async def test_a_webhook_delivery_continues_the_trace_of_the_request_that_caused_it(
+    exporter: InMemorySpanExporter,
+    file_database: async_sessionmaker[AsyncSession],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", True)
+    traced = create_app(span_exporter=exporter)
+    traced.dependency_overrides.update(app.dependency_overrides)  # the file database
+    monkeypatch.setitem(
+        broker.dependency_overrides, session_factory, lambda: file_database
+    )
+    account = {"email": "trace@example.com", "password": TEST_PASSWORD}
+    async for client in app_client(traced):
+        await client.post("/api/v1/auth/register", json=account)
+        login = await client.post(
+            "/api/v1/auth/login",
+            data={"username": account["email"], "password": TEST_PASSWORD},
+        )
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        events = ["account.password_changed"]
+        made = await client.post(
+            "/api/v1/webhooks",
+            json={"url": receiver.url, "events": events},
+            headers=auth,
+        )
+        assert made.status_code == 201, made.text
+        changed = await client.post(
+            "/api/v1/auth/password",
+            json={
+                "current_password": TEST_PASSWORD,
+                "new_password": TEST_PASSWORD + "!",
+            },
+            headers=auth,
+        )
+        assert changed.status_code == 200, changed.text
+    (request,) = [
+        span
+        for span in exporter.get_finished_spans()
+        if span.kind == SpanKind.SERVER
+        and (span.attributes or {}).get("http.route") == "/api/v1/auth/password"
+    ]
+    exporter.clear()
+    await relay_events(file_database)  # the relay, as a worker would run it
+
+    assert len(receiver.received) == 1
+    spans = exporter.get_finished_spans()
+    (deliver,) = [span for span in spans if span.name == "webhooks.deliver"]
+    assert deliver.context.trace_id == request.context.trace_id
+    (post,) = [span for span in spans if span.name == "POST"]  # httpx's span
+    assert post.kind == SpanKind.CLIENT
+    assert post.parent is not None
+    assert post.parent.span_id == deliver.context.span_id

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import CursorResult, select, update
 
+from app.core import tracing
 from app.core.config import settings
 from app.core.logging import one_line
 from app.db.errors import DATABASE_ERRORS
@@ -83,6 +84,7 @@ async def _attempt(delivery_id: int, sessions: SessionsDep) -> tuple[str, float 
                     Event.type,
                     Event.created_at,
                     Event.payload,
+                    Event.trace_parent,
                 )
                 .join(WebhookDelivery, WebhookDelivery.webhook_id == Webhook.id)
                 .join(Event, Event.id == WebhookDelivery.event_id)
@@ -91,16 +93,19 @@ async def _attempt(delivery_id: int, sessions: SessionsDep) -> tuple[str, float 
         ).first()
     if found is None:  # deleted with its webhook meanwhile
         return "gone", None
-    url, secret, enabled, event_id, event_type, created_at, payload = found
+    url, secret, enabled, event_id, event_type, created_at, payload, parent = found
     if not enabled:
         outcome = delivery.Outcome(delivered=False, error="the webhook is disabled")
         give_up = True
     else:
         content = delivery.body(event_id, event_type, created_at, payload)
-        async with delivery.client() as client:
-            outcome = await delivery.send(
-                client, url, secret, message_id(event_id), content
-            )
+        # In the trace of the request that made the event: request, delivery,
+        # and the POST itself beneath it.
+        with tracing.continued("webhooks.deliver", parent):
+            async with delivery.client() as client:
+                outcome = await delivery.send(
+                    client, url, secret, message_id(event_id), content
+                )
         give_up = utcnow() - created_at > timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
     status = await _settle(sessions, delivery_id, outcome, give_up=give_up)
     return status, (utcnow() - created_at).total_seconds()

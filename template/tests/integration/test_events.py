@@ -68,7 +68,6 @@ class Receiver:
         await writer.drain()
         writer.close()
 
-
     @classmethod
     async def serving(cls) -> AsyncIterator["Receiver"]:
         """A receiver listening on a free port, until the caller is done."""

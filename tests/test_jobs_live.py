@@ -184,9 +184,9 @@ def jobs(
         "PASSWORD_RESET_RATE_LIMIT": "1000/minute",
         "ACCESS_LOG": "false",
         # The receiver is on 127.0.0.1; a killed worker's delivery is due again
-        # 2 x 2 + 5 s after it started.
+        # 2 x 1 + 5 s after it started.
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_TIMEOUT_SECONDS": "1",
         "EVENT_SWEEP_SECONDS": "1",
         "JOB_METRICS_PORT": str(_free_port()),
     }

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from sqlalchemy import CursorResult, delete, exists, select, update
+from sqlalchemy import CursorResult, Select, delete, exists, select, update
 
 from app.core.config import settings
 from app.core.logging import one_line
@@ -144,6 +144,14 @@ async def purge_events(sessions: SessionsDep) -> int:
         WebhookDelivery.event_id == Event.id, WebhookDelivery.status == "pending"
     )
     old = select(Event.id).where(Event.published_at < cutoff, ~pending)
+    try:
+        return await _purge(sessions, old)
+    except DATABASE_ERRORS as exc:
+        logger.warning("Events not purged: %s", one_line(exc))
+        return 0
+
+
+async def _purge(sessions: SessionsDep, old: Select[int]) -> int:
     async with sessions() as session:
         ids = list(await session.scalars(old.limit(10 * BATCH)))
         if not ids:

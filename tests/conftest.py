@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -149,6 +150,9 @@ def make_project_venv(venv: Path, project: Path) -> Path:
             "pip",
             "install",
             "-q",
+            # Every check runs the project in a new process: with PYTHONDONTWRITEBYTECODE
+            # set, each would compile its imports anew (seconds each, many times a run).
+            "--compile-bytecode",
             "--python",
             str(venv / "bin" / "python"),
             "-r",
@@ -178,15 +182,31 @@ def run_in(
         **(env or {}),
     }
     full_env.pop("PYTHONPATH", None)
-    return subprocess.run(
+    # A process that outlives its time says where it was: output as it comes, and
+    # every thread's stack on SIGABRT (faulthandler).
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    full_env.setdefault("PYTHONFAULTHANDLER", "1")
+    with subprocess.Popen(
         list(args),
         cwd=project,
         env=full_env,
-        input=stdin if stdin is not None else "",  # never the test runner's own
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
+    ) as process:
+        try:
+            # Never the test runner's own standard input.
+            stdout, stderr = process.communicate(stdin or "", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            try:
+                stdout, stderr = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            stderr += f"\n[{' '.join(args)}: timed out after {timeout:.0f} s]"
+        return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -77,19 +77,24 @@ def test_mypy_strict_passes(project_venv: Path, project: Path) -> None:
     assert "Success: no issues found" in output
 
 
-# The render with every type at its bounds is fuzzed in full; the others' API is
-# the same per module (the fuzzing runs on SQLite whatever the database), so a few
-# examples per operation prove it is reached.
-FUZZED_IN_FULL = "postgresql-multi"
+# The render with every type at its bounds runs its whole suite, and is fuzzed
+# (test_the_every_type_render_survives_fuzzing).
+EVERY_TYPE = "postgresql-multi"
+FUZZ = "tests/integration/test_fuzz.py"
+# A test that runs longer than this dumps every thread's stack (a hang says where).
+PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+PYTEST += ("-o", "faulthandler_timeout=300")
+
+
+def _passed(output: str) -> None:
+    assert " passed" in output
+    assert not re.search(r"\b\d+ (failed|errors?)\b", output), output
 
 
 def test_its_own_test_suite_passes_on_sqlite(
     project_venv: Path, project: Path, request: pytest.FixtureRequest
 ) -> None:
     render = request.node.callspec.params["project"]
-    # Ten examples per operation in full (the project's own default is 15: CI's
-    # budget is short, and FUZZ_EXAMPLES=200 is there for a deeper search).
-    examples = {"FUZZ_EXAMPLES": "10" if render == FUZZED_IN_FULL else "3"}
     # A render grown by add-module runs the added modules' own tests: the rest of
     # its suite is the template's, which the other renders run, and add-module is
     # byte for byte a copy with the module (test_fields). The default render's
@@ -108,10 +113,9 @@ def test_its_own_test_suite_passes_on_sqlite(
     ]
     if render == "defaults":
         own += ["tests/integration/test_app.py", "tests/integration/test_openapi.py"]
-    command = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *own)
-    output = check(project_venv, project, *command, **examples)
-    assert " passed" in output
-    assert not re.search(r"\b\d+ (failed|errors?)\b", output), output
+    if render == EVERY_TYPE:
+        own += [f"--ignore={FUZZ}"]
+    _passed(check(project_venv, project, *PYTEST, *own))
     modules = [p.name for p in (project / "app/modules").iterdir() if p.is_dir()]
     for module in modules:
         # webhooks is the app's own (tests/integration/test_events.py).
@@ -119,6 +123,20 @@ def test_its_own_test_suite_passes_on_sqlite(
             continue
         assert (project / f"tests/unit/test_modules/test_{module}_service.py").is_file()
         assert (project / f"tests/integration/api/v1/test_{module}_endpoints.py").is_file()
+
+
+def test_the_every_type_render_survives_fuzzing(
+    project_venv: Path, tmp_path: Path, template_repo: Path
+) -> None:
+    """Schemathesis on every operation of the every-type render (in a test of its
+    own: the suite and the fuzzing run side by side on CI's two workers)."""
+    from tests.conftest import copy_project
+
+    answers, _ = RENDERS[EVERY_TYPE]
+    project = copy_project(template_repo, tmp_path / "svc", **answers)
+    # Ten examples per operation (the project's own default is 15: CI's budget is
+    # short, and FUZZ_EXAMPLES=200 is there for a deeper search).
+    _passed(check(project_venv, project, *PYTEST, FUZZ, FUZZ_EXAMPLES="10"))
 
 
 def _free_port() -> int:

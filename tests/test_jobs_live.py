@@ -287,7 +287,12 @@ class Receiver:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # A burst of deliveries (a broker back after a cut) must not meet
+            # socketserver's backlog of 5, as no real receiver would.
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -373,18 +378,24 @@ def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_work
         )
         assert status == 201, hook
 
+        # The worker is up once it has delivered something: the first change's
+        # delivery waits for it to start (seconds, on a busy machine).
+        status, _ = post_json(base, "/api/v1/therapists", {"name": "First"}, **auth)
+        assert status == 201
+        receiver.wait_for(1, 30)
+
         # Created: signed delivery within 2 s, on the owner's feed only.
         status, made = post_json(base, "/api/v1/therapists", {"name": "Ada"}, **auth)
         answered = time.monotonic()
         assert status == 201, made
-        ((headers, body, arrived),) = receiver.wait_for(1, 10)
+        (headers, body, arrived) = receiver.wait_for(2, 10)[1]
         assert arrived - answered < 2.0
         event = _verify(project_venv, workers.project, hook["secret"], headers, body)
         assert (event["type"], event["data"]) == ("therapists.created", made)
         deadline = time.monotonic() + 5
-        while not feeds[0].events and time.monotonic() < deadline:
+        while len(feeds[0].events) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert feeds[0].events == ["therapists.created"]
+        assert feeds[0].events == ["therapists.created"] * 2
 
         # A worker killed while the receiver holds the delivery: after a restart
         # (and the attempt's lease), the same event comes again, same webhook-id.
@@ -396,14 +407,14 @@ def test_a_change_reaches_its_owners_webhook_and_feed_and_survives_a_killed_work
             method="PATCH",
         )
         assert status == 200
-        held = receiver.wait_for(2, 10)[1][0]
+        held = receiver.wait_for(3, 10)[2][0]
         workers.stop("worker", signal.SIGKILL)
         receiver.hold.clear()
         workers.start("worker", "-m", "app", "worker")
-        again = receiver.wait_for(3, 40)[2][0]
+        again = receiver.wait_for(4, 40)[3][0]
         assert again["webhook-id"] == held["webhook-id"]
         time.sleep(2)
-        assert len(receiver.received) == 3  # delivered once it was answered
+        assert len(receiver.received) == 4  # delivered once it was answered
         assert feeds[1].events == []  # the stranger saw nothing
         # The restarted worker counted the delivery it made, and serves it.
         port = workers.env["JOB_METRICS_PORT"]
@@ -443,7 +454,7 @@ def test_a_broker_cut_under_load_costs_no_request_and_no_event(
     made: list[int] = []
     try:
         auth = {"Authorization": f"Bearer {token_for(service.base, 'cut@example.com')}"}
-        status, _ = post_json(
+        status, hook = post_json(
             service.base,
             "/api/v1/webhooks",
             {"url": receiver.url, "events": ["therapists.created"]},
@@ -477,11 +488,19 @@ def test_a_broker_cut_under_load_costs_no_request_and_no_event(
 
         assert len(made) > 20
         assert set(statuses) == {201}, sorted(set(statuses))
-        deadline = time.monotonic() + 30
+        # Attempts that met a busy machine are retried 5 s, 10 s, 20 s... later.
+        deadline = time.monotonic() + 90
         while len(receiver.received) < len(made) and time.monotonic() < deadline:
             time.sleep(0.1)
         delivered = {json.loads(body)["data"]["id"] for _, body, _ in receiver.received}
-        assert delivered == set(made), (len(delivered), len(made))
+        if delivered != set(made):
+            status, _, log, _ = call(
+                f"{service.base}/api/v1/webhooks/{hook['id']}/deliveries?limit=100",
+                headers=auth,
+            )
+            undelivered = [d for d in log if d["status"] != "delivered"]
+            logs = {p.name: p.read_text()[-3000:] for p in workers.project.glob("*.log")}
+            pytest.fail(f"{len(delivered)} of {len(made)} delivered: {undelivered}\n{logs}")
     finally:
         service.stop()
         proxy.close()

@@ -77,7 +77,8 @@ def test_the_policy_scan_finds_nothing_and_every_skip_says_why(deploy: Path, too
     assert summary["failed"] == 0, json.dumps(report["results"]["failed_checks"], indent=1)
     assert summary["passed"] > 150
     skipped = report["results"]["skipped_checks"]
-    # Probes: the job pods (worker, scheduler) serve no port and take no traffic.
+    # Probes: the job pods (worker, scheduler) take no traffic; the worker's one
+    # port is its metrics.
     assert {check["check_id"] for check in skipped} == {
         "CKV_K8S_35",
         "CKV_K8S_43",
@@ -148,14 +149,23 @@ def test_the_deployment_runs_what_the_image_runs_and_probes_real_routes(
 
 
 def test_the_job_pods_run_the_job_commands_one_scheduler_ever(deploy: Path) -> None:
+    project = deploy.parent.parent
+    example = (project / ".env.example").read_text()
+    settings = {
+        key: int(value)
+        for key, value in re.findall(r"^(JOB_METRICS_PORT)=(\d+)$", example, re.MULTILINE)
+    }
     for kind, replicas, strategy in (("worker", 2, "RollingUpdate"), ("scheduler", 1, "Recreate")):
         deployment = yaml.safe_load((deploy / f"{kind}.yaml").read_text())
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["command"] == ["python", "-m", "app", kind]
-        assert "ports" not in container
+        # The worker serves its metrics on JOB_METRICS_PORT; the scheduler, nothing.
+        ports = [port["containerPort"] for port in container.get("ports", [])]
+        assert ports == ([settings["JOB_METRICS_PORT"]] if kind == "worker" else [])
         assert deployment["spec"]["replicas"] == replicas
         assert deployment["spec"]["strategy"]["type"] == strategy
-    project = deploy.parent.parent
+    policy = yaml.safe_load((deploy / "jobs-networkpolicy.yaml").read_text())
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 9100, "protocol": "TCP"}]}]
     main = (project / "app/__main__.py").read_text()
     assert '"worker"' in main
     assert '"scheduler"' in main

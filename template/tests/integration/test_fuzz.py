@@ -35,6 +35,7 @@ from app.jobs.broker import broker
 from app.jobs.dependencies import session_factory
 from app.main import app
 from app.modules.auth.models import User
+from app.modules.webhooks import delivery
 
 # Bounded so the suite stays fast: FUZZ_EXAMPLES=200 for a deeper search, or fewer
 # where another run already fuzzes the same API (the fuzzing always runs on SQLite).
@@ -80,8 +81,15 @@ def fuzz_token(fuzz_database: Path, fuzz_user: int) -> str:
     return create_access_token(str(fuzz_user), version)
 
 
+async def _unresolved(host: str, port: int) -> list[Any]:
+    raise OSError(f"{host}: not looked up in tests")
+
+
 @pytest.fixture
-def fuzz_app(fuzz_database: Path) -> Iterator[None]:
+def fuzz_app(fuzz_database: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Fuzzed webhook hosts never reach the network's resolver: the run stays
+    # fast and the same offline (a name that does not resolve is a 422 anyway).
+    monkeypatch.setattr(delivery, "lookup", _unresolved)
     # NullPool: schemathesis drives the app from its own event loop per call.
     engine: AsyncEngine = build_engine(
         f"sqlite+aiosqlite:///{fuzz_database}", poolclass=NullPool

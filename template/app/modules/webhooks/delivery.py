@@ -52,6 +52,13 @@ def _public(address: _Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+async def lookup(host: str, port: int) -> list[_Address]:
+    """The addresses DNS gives for a name (the system's resolver)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
 async def resolve(url: str) -> str:
     """The address to send to: the URL's host resolved, every address public.
     Raises UnsafeURL with the reason."""
@@ -65,17 +72,14 @@ async def resolve(url: str) -> str:
     if literal is not None:
         found = [literal]
     else:
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-                settings.WEBHOOK_TIMEOUT_SECONDS,
+            found = await asyncio.wait_for(
+                lookup(host, port), settings.WEBHOOK_TIMEOUT_SECONDS
             )
         except (OSError, TimeoutError, UnicodeError) as exc:
             # UnicodeError: not a name DNS can carry (a label over 63 bytes).
             msg = f"host {host} does not resolve"
             raise UnsafeURL(msg) from exc
-        found = [ipaddress.ip_address(info[4][0]) for info in infos]
         if not found:
             msg = f"host {host} does not resolve"
             raise UnsafeURL(msg)

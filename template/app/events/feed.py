@@ -8,7 +8,8 @@ SQLite, PostgreSQL and MySQL alike (Rails' Solid Cable works the same way).
 
 Ids come in commit order only roughly: a transaction that took id 7 may
 commit after the one that took id 8. An id skipped over is looked for again
-for GAP_SECONDS (a rolled-back insert leaves a gap that never fills).
+for GAP_SECONDS (a rolled-back insert leaves a gap that never fills), and a
+resume from Last-Event-ID sends again what was made that long before it.
 """
 
 import asyncio
@@ -17,8 +18,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
@@ -98,11 +100,25 @@ class Feed:
                 self._reader = None
 
     async def backlog(self, owner_id: int, after: int) -> list[FeedEvent]:
-        """The owner's events after `after` (Last-Event-ID), oldest first."""
+        """The owner's events after `after` (Last-Event-ID), oldest first.
+
+        Also those with a lower id made up to GAP_SECONDS before it: the
+        client's last event may have committed before one that took a lower
+        id (as the reader's gaps allow for), so a resume sends them again
+        rather than lose them. A client ignores an id it has seen."""
         async with self.sessions() as session:
+            made = await session.scalar(
+                select(Event.created_at).where(
+                    Event.id == after, Event.owner_id == owner_id
+                )
+            )
+            wanted = Event.id > after
+            if made is not None:
+                since = made - timedelta(seconds=GAP_SECONDS)
+                wanted = or_(wanted, and_(Event.id < after, Event.created_at >= since))
             rows = await session.execute(
                 select(*_COLUMNS)
-                .where(Event.owner_id == owner_id, Event.id > after)
+                .where(Event.owner_id == owner_id, wanted)
                 .order_by(Event.id)
                 .limit(READ_LIMIT)
             )

@@ -394,6 +394,32 @@ async def test_the_feed_hands_each_owner_only_their_events(
         assert await feed.backlog(other_user.id, after=0) == []
 
 
+async def test_a_resume_sends_again_what_may_have_committed_after_the_last_id(
+    session: AsyncSession, user: User
+) -> None:
+    """Id 2 committed, the client saw it and left; id 1, made just before it,
+    committed after. The resume from 2 sends 1, and 3; not an event made long
+    before the client's last one."""
+    feed = Feed(lambda: nullcontext(session))  # type: ignore[arg-type, return-value]
+    now = utcnow()
+    made = [now - timedelta(hours=1), now - timedelta(seconds=1), now, now]
+    events = [
+        Event(type=CHANGED, owner_id=user.id, object_id=n, payload="{}", created_at=at)
+        for n, at in enumerate(made)
+    ]
+    session.add_all(events)
+    await session.commit()
+    ours = {event.id for event in events}
+
+    async def resumed(after: int) -> list[int]:
+        return [e.id for e in await feed.backlog(user.id, after=after) if e.id in ours]
+
+    old, late, last, new = (event.id for event in events)
+    assert await resumed(last) == [late, new]
+    assert await resumed(late) == [last, new]
+    assert await resumed(old) == [late, last, new]
+
+
 @pytest.mark.usefixtures("feed_read_by_hand")
 async def test_a_feed_that_falls_behind_is_ended_not_buffered(
     session: AsyncSession, user: User, monkeypatch: pytest.MonkeyPatch

@@ -44,8 +44,10 @@ async def stream_events(
     """Your objects' events as they happen (`text/event-stream`): each has the
     event's type as `event`, its id as `id`, and `{id, type, object_id, data}`
     as `data`, `data` being the object as read. Reconnect with `Last-Event-ID`
-    to receive what you missed (events are kept EVENT_RETENTION_DAYS). A client
-    that falls far behind is disconnected, and resumes the same way."""
+    to receive what you missed (events are kept EVENT_RETENTION_DAYS): events
+    of the seconds before it come again too, as one that committed late may be
+    among them, so ignore an id you have seen. A client that falls far behind
+    is disconnected, and resumes the same way."""
     async with feed.subscribe(owner_id) as subscription:
         yield ServerSentEvent(retry=RECONNECT_MILLISECONDS, comment="connected")
         sent: set[int] = set()

@@ -1,3 +1,3 @@
 """wellnest: scaffold FastAPI services with Copier, then keep growing them."""
 
-__version__ = "0.4.2"
+__version__ = "0.5.0"

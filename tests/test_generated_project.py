@@ -81,9 +81,18 @@ def test_mypy_strict_passes(project_venv: Path, project: Path) -> None:
 # (test_the_every_type_render_survives_fuzzing).
 EVERY_TYPE = "postgresql-multi"
 FUZZ = "tests/integration/test_fuzz.py"
-# A test that runs longer than this dumps every thread's stack (a hang says where).
-PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
-PYTEST += ("-o", "faulthandler_timeout=300")
+# A test that runs longer than faulthandler_timeout dumps every thread's stack
+# (a hang says where).
+PYTEST = (
+    "python",
+    "-m",
+    "pytest",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "faulthandler_timeout=300",
+)
 
 
 def _passed(output: str) -> None:
@@ -125,15 +134,10 @@ def test_its_own_test_suite_passes_on_sqlite(
         assert (project / f"tests/integration/api/v1/test_{module}_endpoints.py").is_file()
 
 
-def test_the_every_type_render_survives_fuzzing(
-    project_venv: Path, tmp_path: Path, template_repo: Path
-) -> None:
+@pytest.mark.parametrize("project", [EVERY_TYPE], indirect=True)
+def test_the_every_type_render_survives_fuzzing(project_venv: Path, project: Path) -> None:
     """Schemathesis on every operation of the every-type render (in a test of its
     own: the suite and the fuzzing run side by side on CI's two workers)."""
-    from tests.conftest import copy_project
-
-    answers, _ = RENDERS[EVERY_TYPE]
-    project = copy_project(template_repo, tmp_path / "svc", **answers)
     # Ten examples per operation (the project's own default is 15; FUZZ_EXAMPLES=200
     # is there for a deeper search). Fewer would save little: most of the run is
     # schemathesis' boundary values per operation, whatever the number of examples.
